@@ -1,0 +1,56 @@
+/* Shared pieces of the mtla-st command line. The CLI uses only the public header. */
+#ifndef MTLA_CLI_H
+#define MTLA_CLI_H
+
+#include <stdio.h>
+
+#include "mtla-st.h"
+
+/* Exit statuses, documented in `mtla-st --help` and the README. */
+enum {
+    EXIT_OK = 0,
+    EXIT_INPUT = 1,  /* an input could not be processed (missing, corrupt, truncated audio) */
+    EXIT_USAGE = 2,  /* bad command line */
+    EXIT_OUTPUT = 3  /* results could not be written (permissions, full disk) */
+};
+
+/* Prints "mtla-st: <message>" to stderr. */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Options describing standard-input audio, shared by every command that reads audio. */
+typedef struct cli_input_options {
+    mtla_stream_format stream;
+} cli_input_options;
+
+void cli_input_options_init(cli_input_options *o);
+/* Handles one of --rate/--channels/--encoding/--raw (by getopt long-option id and optarg).
+ * Returns 1 if consumed, 0 if not an input option, -1 after printing a usage error. */
+int cli_input_option(cli_input_options *o, int id, const char *arg);
+extern const char CLI_INPUT_HELP[];
+
+/* Long-option ids for the shared options (beyond any short-option character). */
+enum {
+    OPT_RATE = 1000,
+    OPT_CHANNELS,
+    OPT_ENCODING,
+    OPT_RAW,
+    OPT_CMVN,
+    OPT_ONSET_DB,
+    OPT_OFFSET_DB,
+    OPT_MIN_SPEECH,
+    OPT_MIN_SILENCE,
+    OPT_PADDING,
+    OPT_MAX_SEGMENT
+};
+
+/* Parses a whole number in [min, max]; prints a usage error naming `what` on failure. */
+int cli_parse_int(const char *arg, const char *what, long min, long max, long *out);
+int cli_parse_float(const char *arg, const char *what, double min, double max, double *out);
+
+/* Opens INPUT ("-" is standard input) as 16 kHz mono audio; prints the error on failure. */
+mtla_audio *cli_open_audio(const char *input, const cli_input_options *o, int32_t rate);
+
+int cmd_features(int argc, char **argv);
+int cmd_segments(int argc, char **argv);
+
+#endif

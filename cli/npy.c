@@ -1,0 +1,98 @@
+#include "npy.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The header is padded with spaces so that the data starts at a multiple of 64 bytes. */
+static size_t npy_header(char *out, size_t size, size_t rows, size_t cols)
+{
+    char dict[128];
+    int n = snprintf(dict, sizeof dict,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows,
+                     cols);
+    size_t unpadded = 10 + (size_t)n + 1; /* magic+version+length, dict, newline */
+    size_t total = (unpadded + 63) / 64 * 64;
+    if (total > size)
+        return 0;
+    memcpy(out, "\x93NUMPY\x01\x00", 8);
+    uint16_t len = (uint16_t)(total - 10);
+    out[8] = (char)(len & 0xFF);
+    out[9] = (char)(len >> 8);
+    memcpy(out + 10, dict, (size_t)n);
+    memset(out + 10 + n, ' ', total - unpadded);
+    out[total - 1] = '\n';
+    return total;
+}
+
+static int write_all(FILE *f, const char *header, size_t header_len, const float *data,
+                     size_t count)
+{
+    if (fwrite(header, 1, header_len, f) != header_len)
+        return -1;
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "npy_write_f32 writes native floats; add byte swapping for big-endian hosts"
+#endif
+    if (count && fwrite(data, sizeof(float), count, f) != count)
+        return -1;
+    return fflush(f) == 0 ? 0 : -1;
+}
+
+int npy_write_f32(const char *path, const float *data, size_t rows, size_t cols, char *message,
+                  size_t message_size)
+{
+    char header[256];
+    size_t header_len = npy_header(header, sizeof header, rows, cols);
+    if (strcmp(path, "-") == 0) {
+        if (write_all(stdout, header, header_len, data, rows * cols) != 0) {
+            snprintf(message, message_size, "cannot write to standard output: %s",
+                     strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+
+    size_t tmp_size = strlen(path) + 16;
+    char *tmp = malloc(tmp_size);
+    if (!tmp) {
+        snprintf(message, message_size, "out of memory");
+        return -1;
+    }
+    snprintf(tmp, tmp_size, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        snprintf(message, message_size, "cannot create '%s': %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "wb");
+    int failed = !f || write_all(f, header, header_len, data, rows * cols) != 0 ||
+                 fsync(fileno(f)) != 0;
+    int saved = errno;
+    if (f ? fclose(f) != 0 : close(fd) != 0) {
+        if (!failed)
+            saved = errno;
+        failed = 1;
+    }
+    if (!failed) {
+        /* mkstemp creates 0600; give the file the usual permissions. */
+        mode_t mask = umask(0);
+        umask(mask);
+        if (chmod(tmp, 0666 & ~mask) != 0 || rename(tmp, path) != 0) {
+            saved = errno;
+            failed = 1;
+        }
+    }
+    if (failed) {
+        unlink(tmp);
+        snprintf(message, message_size, "cannot write '%s': %s", path, strerror(saved));
+        free(tmp);
+        return -1;
+    }
+    free(tmp);
+    return 0;
+}

@@ -1,0 +1,203 @@
+/*
+ * mtla-st: speech translation with Multi-head Temporal Latent Attention.
+ *
+ * The one public header of libmtla-st. Every object is an opaque handle made by a
+ * _create / _open function and released by the matching _free / _close. Functions that can
+ * fail return an mtla_status and, when `err` is not NULL, fill it with a message naming the
+ * problem. The library never prints and never exits. Handles are not shared between threads;
+ * distinct handles may be used from distinct threads concurrently.
+ *
+ * Audio flows: mtla_audio (file or stream, mixed to mono, resampled) -> mtla_fbank (Kaldi
+ * log-mel features, incremental) -> mtla_cmvn_* ; mtla_vad cuts a stream into utterances.
+ */
+#ifndef MTLA_ST_H
+#define MTLA_ST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MTLA_ST_VERSION_MAJOR 0
+#define MTLA_ST_VERSION_MINOR 1
+#define MTLA_ST_VERSION_PATCH 0
+
+/* Version string of the linked library, e.g. "0.1.0". */
+const char *mtla_version(void);
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum mtla_status {
+    MTLA_OK = 0,
+    MTLA_ERR_INVALID_ARGUMENT, /* a parameter out of range, a NULL handle */
+    MTLA_ERR_IO,               /* the OS refused: missing file, permission, full disk */
+    MTLA_ERR_FORMAT,           /* data that is not what it claims: corrupt audio, bad header */
+    MTLA_ERR_UNSUPPORTED,      /* valid data we cannot handle (an unknown codec) */
+    MTLA_ERR_TRUNCATED,        /* input ended early, e.g. in the middle of a sample */
+    MTLA_ERR_EMPTY,            /* input without any audio */
+    MTLA_ERR_NO_MEMORY,
+    MTLA_ERR_INTERNAL          /* a library we call failed unexpectedly */
+} mtla_status;
+
+/* Filled by failing calls; `message` is one line without a trailing newline. */
+typedef struct mtla_error {
+    mtla_status status;
+    char message[512];
+} mtla_error;
+
+/* A short constant description of a status code, e.g. "truncated input". */
+const char *mtla_status_string(mtla_status status);
+
+/* ---------------------------------------------------------------- audio input */
+
+/* Sample encodings of raw PCM streams. */
+typedef enum mtla_pcm_encoding {
+    MTLA_PCM_S16LE = 0, /* signed 16-bit little-endian (arecord -f S16_LE) */
+    MTLA_PCM_F32LE = 1  /* IEEE float 32-bit little-endian, nominal range [-1, 1] */
+} mtla_pcm_encoding;
+
+/* How to interpret a stream (standard input, a pipe). When `detect_wav` is non-zero and the
+ * stream starts with a RIFF/WAVE header, the header's rate, channels and encoding are used
+ * instead of the raw fields. */
+typedef struct mtla_stream_format {
+    int32_t sample_rate;          /* Hz, default 16000 */
+    int32_t channels;             /* default 1; channels are averaged to mono */
+    mtla_pcm_encoding encoding;   /* default MTLA_PCM_S16LE */
+    int32_t detect_wav;           /* default 1 */
+} mtla_stream_format;
+
+mtla_stream_format mtla_stream_format_default(void);
+
+/* A source of mono float samples in [-1, 1] at a chosen output rate (16000 for every model),
+ * read from a file or a stream. Resampling uses libsoxr at high quality. */
+typedef struct mtla_audio mtla_audio;
+
+/* Opens any file libsndfile reads (WAV incl. WAVE_FORMAT_EXTENSIBLE, FLAC, Ogg/Vorbis, Opus,
+ * MP3, ...). */
+mtla_status mtla_audio_open_file(const char *path, int32_t output_rate, mtla_audio **out,
+                                 mtla_error *err);
+
+/* Reads a stream from file descriptor `fd` incrementally: mtla_audio_read returns as soon as
+ * some audio has arrived and never waits for end of file. The descriptor stays open and owned
+ * by the caller. `name` labels messages (e.g. "standard input"). */
+mtla_status mtla_audio_open_fd(int fd, const char *name, const mtla_stream_format *format,
+                               int32_t output_rate, mtla_audio **out, mtla_error *err);
+
+/* Reads up to `capacity` output samples into `samples`. Sets *count to the number read; a
+ * count of 0 with MTLA_OK means end of input. Blocks only until the next data arrives. After an
+ * error (e.g. MTLA_ERR_TRUNCATED) every sample that came before it has been delivered. */
+mtla_status mtla_audio_read(mtla_audio *audio, float *samples, size_t capacity, size_t *count,
+                            mtla_error *err);
+
+/* The input's own sample rate and channel count (known after open; for a WAV stream after its
+ * header has been read, which open does). */
+int32_t mtla_audio_input_rate(const mtla_audio *audio);
+int32_t mtla_audio_input_channels(const mtla_audio *audio);
+/* Length of the input in seconds when known in advance (files), otherwise -1. */
+double mtla_audio_duration(const mtla_audio *audio);
+
+void mtla_audio_close(mtla_audio *audio);
+
+/* Reads a whole input into one malloc'ed buffer (caller frees with free()). `path` "-" reads
+ * `stdin_format` from standard input. */
+mtla_status mtla_audio_load(const char *path, const mtla_stream_format *stdin_format,
+                            int32_t output_rate, float **samples, size_t *count,
+                            mtla_error *err);
+
+/* ---------------------------------------------------------------- features */
+
+/* Kaldi-compatible filterbank settings; the defaults are those of SPEC.md section 2 (the
+ * fairseq S2T convention), equal to torchaudio.compliance.kaldi.fbank(num_mel_bins=80). */
+typedef struct mtla_fbank_params {
+    int32_t sample_rate;       /* 16000 */
+    int32_t num_mel_bins;      /* 80 */
+    float frame_length_ms;     /* 25 */
+    float frame_shift_ms;      /* 10 */
+    float preemphasis;         /* 0.97 */
+    int32_t remove_dc_offset;  /* 1 */
+    float low_freq;            /* 20 Hz */
+    float high_freq;           /* 0: Nyquist; negative: offset from Nyquist (Kaldi) */
+    float input_scale;         /* 32768: samples in [-1,1] are scaled to the int16 range */
+} mtla_fbank_params;
+
+mtla_fbank_params mtla_fbank_default_params(void);
+
+/* Incremental feature extractor: feeding audio in chunks of any size gives bit-for-bit the
+ * same frames as feeding it at once (frames never straddle a decision about chunking). Only
+ * snip_edges framing, povey window, dither 0 are supported. */
+typedef struct mtla_fbank mtla_fbank;
+
+mtla_status mtla_fbank_create(const mtla_fbank_params *params, mtla_fbank **out,
+                              mtla_error *err);
+/* Appends samples (nominal range [-1, 1]) and computes every frame they complete. */
+mtla_status mtla_fbank_accept(mtla_fbank *fbank, const float *samples, size_t count,
+                              mtla_error *err);
+/* Frames computed and not yet taken. */
+size_t mtla_fbank_frames_ready(const mtla_fbank *fbank);
+/* Moves up to `max_frames` ready frames (row-major, num_mel_bins floats each) into `frames`;
+ * returns how many were moved. */
+size_t mtla_fbank_take(mtla_fbank *fbank, float *frames, size_t max_frames);
+int32_t mtla_fbank_num_bins(const mtla_fbank *fbank);
+/* Forgets buffered audio and ready frames, ready for a new utterance. */
+void mtla_fbank_reset(mtla_fbank *fbank);
+void mtla_fbank_free(mtla_fbank *fbank);
+
+/* Whole-signal convenience: fills *frames (malloc'ed, frames x num_mel_bins) for `samples`. */
+mtla_status mtla_fbank_compute(const mtla_fbank_params *params, const float *samples,
+                               size_t count, float **frames, size_t *num_frames,
+                               mtla_error *err);
+
+/* Utterance CMVN: per dimension, x <- (x - mean) / sqrt(max(var, 1e-10)) over the frames. */
+void mtla_cmvn_utterance(float *frames, size_t num_frames, int32_t dim);
+/* Global CMVN with statistics stored with a model: x <- (x - mean[d]) / std[d]. */
+mtla_status mtla_cmvn_global(float *frames, size_t num_frames, int32_t dim, const float *mean,
+                             const float *std, mtla_error *err);
+
+/* ---------------------------------------------------------------- voice activity */
+
+/* A streaming energy VAD with an adaptive noise floor. Times are in milliseconds. */
+typedef struct mtla_vad_params {
+    int32_t sample_rate;         /* 16000 */
+    int32_t frame_ms;            /* analysis frame, 10 */
+    float onset_db;              /* speech starts when energy exceeds floor + onset_db (9) */
+    float offset_db;             /* ... and continues while above floor + offset_db (5) */
+    int32_t min_speech_ms;       /* shorter bursts are ignored (120) */
+    int32_t min_silence_ms;      /* a pause this long ends an utterance (500) */
+    int32_t padding_ms;          /* kept before onset and after offset (200) */
+    int32_t max_segment_ms;      /* longer utterances are cut at their quietest point (20000) */
+} mtla_vad_params;
+
+mtla_vad_params mtla_vad_default_params(void);
+
+/* A speech segment as sample indices [start, end) of the audio fed to the VAD. */
+typedef struct mtla_segment {
+    int64_t start;
+    int64_t end;
+} mtla_segment;
+
+typedef struct mtla_vad mtla_vad;
+
+mtla_status mtla_vad_create(const mtla_vad_params *params, mtla_vad **out, mtla_error *err);
+/* Feeds samples (any chunk size); segments become ready as soon as their end is certain. */
+mtla_status mtla_vad_accept(mtla_vad *vad, const float *samples, size_t count, mtla_error *err);
+/* Declares end of input: an open utterance is closed at the last sample. */
+void mtla_vad_finish(mtla_vad *vad);
+/* Takes the oldest ready segment; returns 1 if one was taken, 0 if none is ready. */
+int mtla_vad_take(mtla_vad *vad, mtla_segment *segment);
+/* Samples fed so far. */
+int64_t mtla_vad_position(const mtla_vad *vad);
+void mtla_vad_free(mtla_vad *vad);
+
+/* ---------------------------------------------------------------- build information */
+
+/* Number of CUDA devices usable by this build: 0 when the build has no CUDA backend or no
+ * device/driver is present. `detail` (may be NULL) receives a one-line description. */
+int32_t mtla_cuda_device_count(char *detail, size_t detail_size);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MTLA_ST_H */

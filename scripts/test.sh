@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Builds mtla-st and runs the whole test suite twice: a normal Release build (with the CUDA
+# backend compiled when a toolkit is present), then a CPU build under AddressSanitizer and
+# UndefinedBehaviorSanitizer. Needs the packages of scripts/install-deps.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc 2>/dev/null || echo 2)
+
+echo "== Release build and tests"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
+cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMTLA_ST_SANITIZE=ON \
+  -DMTLA_ST_CUDA=OFF
+cmake --build build-sanitize -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-sanitize --output-on-failure -j "$jobs"

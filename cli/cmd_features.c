@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "npy.h"
@@ -97,6 +98,7 @@ int cmd_features(int argc, char **argv)
     int utterance_cmvn = 0;
     int c;
     optind = 1;
+    argv[0] = "mtla-st features"; /* getopt's own messages then name the command */
     while ((c = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
         int used = cli_input_option(&io, c, optarg);
         if (used < 0)
@@ -118,7 +120,7 @@ int cmd_features(int argc, char **argv)
             }
             break;
         case 'h': features_usage(stdout); return EXIT_OK;
-        default: features_usage(stderr); return EXIT_USAGE;
+        default: fprintf(stderr, "Try 'mtla-st features --help'.\n"); return EXIT_USAGE;
         }
     }
     if (optind != argc - 1 || !output) {
@@ -129,6 +131,11 @@ int cmd_features(int argc, char **argv)
         return EXIT_USAGE;
     }
 
+    if (strcmp(output, "-") == 0 && isatty(STDOUT_FILENO)) {
+        cli_error("features: refusing to write binary .npy data to a terminal; use -o FILE or "
+                  "redirect standard output");
+        return EXIT_USAGE;
+    }
     float *frames = NULL;
     size_t count = 0;
     int status = extract(argv[optind], &io, &frames, &count);

@@ -102,6 +102,7 @@ int cmd_segments(int argc, char **argv)
     mtla_vad_params params = mtla_vad_default_params();
     int c;
     optind = 1;
+    argv[0] = "mtla-st segments"; /* getopt's own messages then name the command */
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         int used = cli_input_option(&io, c, optarg);
         if (used == 0)
@@ -114,7 +115,7 @@ int cmd_segments(int argc, char **argv)
             segments_usage(stdout);
             return EXIT_OK;
         }
-        segments_usage(stderr);
+        fprintf(stderr, "Try 'mtla-st segments --help'.\n");
         return EXIT_USAGE;
     }
     if (optind != argc - 1) {

@@ -188,6 +188,24 @@ static mtla_status parse_wav_header(pcm_stream *s, mtla_error *err)
     }
 }
 
+/* Names a compressed or non-WAV container recognised by its magic bytes, or NULL. Raw PCM
+ * starting with these exact bytes is practically impossible; --raw skips the check anyway. */
+static const char *compressed_container(const unsigned char *head, size_t size)
+{
+    static const struct {
+        const char *magic;
+        const char *name;
+    } known[] = {{"fLaC", "FLAC"},           {"OggS", "Ogg (Vorbis or Opus)"},
+                 {"ID3", "MP3 (ID3 tag)"},   {"FORM", "AIFF"},
+                 {".snd", "Sun/NeXT audio"}, {"caff", "Core Audio"}};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        size_t n = strlen(known[i].magic);
+        if (size >= n && memcmp(head, known[i].magic, n) == 0)
+            return known[i].name;
+    }
+    return NULL;
+}
+
 mtla_status pcm_stream_open(pcm_stream *s, int fd, const char *name,
                             const mtla_stream_format *format, mtla_error *err)
 {
@@ -203,6 +221,14 @@ mtla_status pcm_stream_open(pcm_stream *s, int fd, const char *name,
         return mtla_fail(err, MTLA_ERR_EMPTY, "%s is empty: no audio arrived", s->name);
 
     const unsigned char *head = s->buffer;
+    if (format->detect_wav) {
+        const char *container = compressed_container(head, buffered(s));
+        if (container)
+            return mtla_fail(err, MTLA_ERR_UNSUPPORTED,
+                             "%s carries %s; streams must be raw PCM or WAV: pass the file by "
+                             "name, or decode it first (e.g. sox IN -t wav - | mtla-st ... -)",
+                             s->name, container);
+    }
     int riff = buffered(s) >= 4 && (memcmp(head, "RIFF", 4) == 0 || memcmp(head, "RF64", 4) == 0);
     if (format->detect_wav && riff) {
         if (buffered(s) < 12 || memcmp(head + 8, "WAVE", 4) != 0)

@@ -229,6 +229,7 @@ typedef struct bad_case {
 Test(cli, bad_input_and_usage_errors)
 {
     static const char odd_stream[] = {1, 2, 3};
+    static const char flac_stream[] = "fLaC\0\0\0\x22 and the rest of a FLAC stream";
     char *dir = temp_dir();
     char *text = path_in(dir, "notes.wav"), *out = path_in(dir, "out.npy");
     FILE *f = fopen(text, "w");
@@ -242,7 +243,10 @@ Test(cli, bad_input_and_usage_errors)
         {ARGS("features", dir, "-o", out), NULL, 0, 1, "is a directory"},
         {ARGS("features", "-", "-o", out), NULL, 0, 1, "standard input is empty"},
         {ARGS("features", "-", "-o", out), odd_stream, 3, 1, "middle of a sample"},
+        {ARGS("segments", "-"), flac_stream, sizeof flac_stream, 1,
+         "standard input carries FLAC; streams must be raw PCM or WAV"},
         {ARGS("segments", "/no/such/talk.wav"), NULL, 0, 1, "No such file"},
+        {ARGS("segments", "--bogus", clip), NULL, 0, 2, "unrecognized option '--bogus'"},
         {ARGS("features", clip), NULL, 0, 2, "no output file given"},
         {ARGS("features", "-o", out), NULL, 0, 2, "no INPUT given"},
         {ARGS("features", "--cmvn", "global", clip, "-o", out), NULL, 0, 2, "--cmvn"},
@@ -258,7 +262,7 @@ Test(cli, bad_input_and_usage_errors)
                      r.err);
         cr_expect(strstr(r.err, cases[i].message), "case %zu: stderr lacks '%s': %s", i,
                   cases[i].message, r.err);
-        cr_expect(strncmp(r.err, "mtla-st: ", 9) == 0, "case %zu: '%s'", i, r.err);
+        cr_expect(strncmp(r.err, "mtla-st", 7) == 0, "case %zu: unprefixed message %s", i, r.err);
         cr_expect_eq(r.out_size, 0, "case %zu: stdout must stay empty", i);
         cli_result_free(&r);
     }

@@ -2,6 +2,7 @@
 #ifndef MTLA_CLI_H
 #define MTLA_CLI_H
 
+#include <getopt.h>
 #include <stdio.h>
 
 #include "mtla-st.h"
@@ -21,6 +22,12 @@ void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 typedef struct cli_input_options {
     mtla_stream_format stream;
 } cli_input_options;
+
+/* The getopt_long entries of the standard-input options, for a command's option table. */
+#define CLI_INPUT_LONG_OPTIONS                                                                  \
+    {"rate", required_argument, NULL, OPT_RATE},                                                \
+        {"channels", required_argument, NULL, OPT_CHANNELS},                                    \
+        {"encoding", required_argument, NULL, OPT_ENCODING}, {"raw", no_argument, NULL, OPT_RAW}
 
 void cli_input_options_init(cli_input_options *o);
 /* Handles one of --rate/--channels/--encoding/--raw (by getopt long-option id and optarg).

@@ -87,10 +87,7 @@ int cmd_features(int argc, char **argv)
         {"output", required_argument, NULL, 'o'},
         {"cmvn", required_argument, NULL, OPT_CMVN},
         {"help", no_argument, NULL, 'h'},
-        {"rate", required_argument, NULL, OPT_RATE},
-        {"channels", required_argument, NULL, OPT_CHANNELS},
-        {"encoding", required_argument, NULL, OPT_ENCODING},
-        {"raw", no_argument, NULL, OPT_RAW},
+        CLI_INPUT_LONG_OPTIONS,
         {NULL, 0, NULL, 0}};
     cli_input_options io;
     cli_input_options_init(&io);

@@ -92,10 +92,7 @@ int cmd_segments(int argc, char **argv)
         {"padding-ms", required_argument, NULL, OPT_PADDING},
         {"max-segment-s", required_argument, NULL, OPT_MAX_SEGMENT},
         {"help", no_argument, NULL, 'h'},
-        {"rate", required_argument, NULL, OPT_RATE},
-        {"channels", required_argument, NULL, OPT_CHANNELS},
-        {"encoding", required_argument, NULL, OPT_ENCODING},
-        {"raw", no_argument, NULL, OPT_RAW},
+        CLI_INPUT_LONG_OPTIONS,
         {NULL, 0, NULL, 0}};
     cli_input_options io;
     cli_input_options_init(&io);

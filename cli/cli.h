@@ -10,9 +10,9 @@
 /* Exit statuses, documented in `mtla-st --help` and the README. */
 enum {
     EXIT_OK = 0,
-    EXIT_INPUT = 1,  /* an input could not be processed (missing, corrupt, truncated audio) */
-    EXIT_USAGE = 2,  /* bad command line */
-    EXIT_OUTPUT = 3  /* results could not be written (permissions, full disk) */
+    EXIT_INPUT = 1, /* an input could not be processed (missing, corrupt, truncated audio) */
+    EXIT_USAGE = 2, /* bad command line */
+    EXIT_OUTPUT = 3 /* results could not be written (permissions, full disk) */
 };
 
 /* Prints "mtla-st: <message>" to stderr. */
@@ -24,10 +24,13 @@ typedef struct cli_input_options {
 } cli_input_options;
 
 /* The getopt_long entries of the standard-input options, for a command's option table. */
-#define CLI_INPUT_LONG_OPTIONS                                                                  \
-    {"rate", required_argument, NULL, OPT_RATE},                                                \
-        {"channels", required_argument, NULL, OPT_CHANNELS},                                    \
-        {"encoding", required_argument, NULL, OPT_ENCODING}, {"raw", no_argument, NULL, OPT_RAW}
+#define CLI_INPUT_LONG_OPTIONS                                                                     \
+    {"rate", required_argument, NULL, OPT_RATE},                                                   \
+        {"channels", required_argument, NULL, OPT_CHANNELS},                                       \
+        {"encoding", required_argument, NULL, OPT_ENCODING},                                       \
+    {                                                                                              \
+        "raw", no_argument, NULL, OPT_RAW                                                          \
+    }
 
 void cli_input_options_init(cli_input_options *o);
 /* Handles one of --rate/--channels/--encoding/--raw (by getopt long-option id and optarg).

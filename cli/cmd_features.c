@@ -25,8 +25,7 @@ static void features_usage(FILE *out)
 }
 
 /* Streams INPUT through the fbank; fills *frames (malloc'ed) and *count. */
-static int extract(const char *input, const cli_input_options *io, float **frames,
-                   size_t *count)
+static int extract(const char *input, const cli_input_options *io, float **frames, size_t *count)
 {
     mtla_fbank_params params = mtla_fbank_default_params();
     mtla_audio *audio = cli_open_audio(input, io, params.sample_rate);
@@ -83,12 +82,11 @@ static int extract(const char *input, const cli_input_options *io, float **frame
 
 int cmd_features(int argc, char **argv)
 {
-    static const struct option longopts[] = {
-        {"output", required_argument, NULL, 'o'},
-        {"cmvn", required_argument, NULL, OPT_CMVN},
-        {"help", no_argument, NULL, 'h'},
-        CLI_INPUT_LONG_OPTIONS,
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"cmvn", required_argument, NULL, OPT_CMVN},
+                                             {"help", no_argument, NULL, 'h'},
+                                             CLI_INPUT_LONG_OPTIONS,
+                                             {NULL, 0, NULL, 0}};
     cli_input_options io;
     cli_input_options_init(&io);
     const char *output = NULL;
@@ -122,8 +120,8 @@ int cmd_features(int argc, char **argv)
     }
     if (optind != argc - 1 || !output) {
         cli_error(optind >= argc ? "features: no INPUT given"
-                  : !output     ? "features: no output file given (-o OUT.npy)"
-                                : "features: exactly one INPUT is expected");
+                  : !output      ? "features: no output file given (-o OUT.npy)"
+                                 : "features: exactly one INPUT is expected");
         fprintf(stderr, "Try 'mtla-st features --help'.\n");
         return EXIT_USAGE;
     }
@@ -141,7 +139,8 @@ int cmd_features(int argc, char **argv)
     if (utterance_cmvn)
         mtla_cmvn_utterance(frames, count, mtla_fbank_default_params().num_mel_bins);
     char message[512];
-    if (npy_write_f32(output, frames, count, (size_t)mtla_fbank_default_params().num_mel_bins, message, sizeof message) != 0) {
+    if (npy_write_f32(output, frames, count, (size_t)mtla_fbank_default_params().num_mel_bins,
+                      message, sizeof message) != 0) {
         cli_error("%s", message);
         status = EXIT_OUTPUT;
     }

@@ -26,8 +26,8 @@ static void segments_usage(FILE *out)
             "  -h, --help             show this help\n"
             "\n"
             "%s",
-            d.onset_db, d.offset_db, (int)d.min_speech_ms, (int)d.min_silence_ms,
-            (int)d.padding_ms, (int)(d.max_segment_ms / 1000), CLI_INPUT_HELP);
+            d.onset_db, d.offset_db, (int)d.min_speech_ms, (int)d.min_silence_ms, (int)d.padding_ms,
+            (int)(d.max_segment_ms / 1000), CLI_INPUT_HELP);
 }
 
 static int vad_option(mtla_vad_params *p, int id, const char *arg)
@@ -65,8 +65,7 @@ static int vad_option(mtla_vad_params *p, int id, const char *arg)
             return -1;
         p->max_segment_ms = (int32_t)(x * 1000.0);
         return 1;
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -137,8 +136,7 @@ int cmd_segments(int argc, char **argv)
     float chunk[4096];
     for (;;) {
         size_t got = 0;
-        if (mtla_audio_read(audio, chunk, sizeof chunk / sizeof chunk[0], &got, &err) !=
-            MTLA_OK) {
+        if (mtla_audio_read(audio, chunk, sizeof chunk / sizeof chunk[0], &got, &err) != MTLA_OK) {
             /* Segments found so far are printed below before the error counts. */
             cli_error("%s", err.message);
             status = EXIT_INPUT;

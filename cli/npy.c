@@ -13,8 +13,7 @@ static size_t npy_header(char *out, size_t size, size_t rows, size_t cols)
 {
     char dict[128];
     int n = snprintf(dict, sizeof dict,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows,
-                     cols);
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }", rows, cols);
     size_t unpadded = 10 + (size_t)n + 1; /* magic+version+length, dict, newline */
     size_t total = (unpadded + 63) / 64 * 64;
     if (total > size)
@@ -49,8 +48,7 @@ int npy_write_f32(const char *path, const float *data, size_t rows, size_t cols,
     size_t header_len = npy_header(header, sizeof header, rows, cols);
     if (strcmp(path, "-") == 0) {
         if (write_all(stdout, header, header_len, data, rows * cols) != 0) {
-            snprintf(message, message_size, "cannot write to standard output: %s",
-                     strerror(errno));
+            snprintf(message, message_size, "cannot write to standard output: %s", strerror(errno));
             return -1;
         }
         return 0;
@@ -70,8 +68,8 @@ int npy_write_f32(const char *path, const float *data, size_t rows, size_t cols,
         return -1;
     }
     FILE *f = fdopen(fd, "wb");
-    int failed = !f || write_all(f, header, header_len, data, rows * cols) != 0 ||
-                 fsync(fileno(f)) != 0;
+    int failed =
+        !f || write_all(f, header, header_len, data, rows * cols) != 0 || fsync(fileno(f)) != 0;
     int saved = errno;
     if (f ? fclose(f) != 0 : close(fd) != 0) {
         if (!failed)

@@ -22,7 +22,10 @@ const char CLI_INPUT_HELP[] =
     "  --encoding s16|f32   raw sample encoding, little-endian (default s16)\n"
     "  --raw                never look for a WAV header\n";
 
-void cli_input_options_init(cli_input_options *o) { o->stream = mtla_stream_format_default(); }
+void cli_input_options_init(cli_input_options *o)
+{
+    o->stream = mtla_stream_format_default();
+}
 
 int cli_parse_int(const char *arg, const char *what, long min, long max, long *out)
 {
@@ -74,11 +77,8 @@ int cli_input_option(cli_input_options *o, int id, const char *arg)
             return -1;
         }
         return 1;
-    case OPT_RAW:
-        o->stream.detect_wav = 0;
-        return 1;
-    default:
-        return 0;
+    case OPT_RAW: o->stream.detect_wav = 0; return 1;
+    default: return 0;
     }
 }
 

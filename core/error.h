@@ -13,8 +13,7 @@
 
 /* Fills `err` (may be NULL) and returns `status`, so callers can write
  * `return mtla_fail(err, MTLA_ERR_IO, "cannot open '%s': %s", path, strerror(errno));` */
-mtla_status mtla_fail(mtla_error *err, mtla_status status, const char *fmt, ...)
-    MTLA_PRINTF(3, 4);
+mtla_status mtla_fail(mtla_error *err, mtla_status status, const char *fmt, ...) MTLA_PRINTF(3, 4);
 
 /* Clears `err` (may be NULL) to MTLA_OK with an empty message. */
 void mtla_error_clear(mtla_error *err);

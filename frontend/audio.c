@@ -17,7 +17,7 @@
 enum { BLOCK_FRAMES = 4096 };
 
 struct mtla_audio {
-    SNDFILE *file;            /* file input, or NULL for a stream */
+    SNDFILE *file; /* file input, or NULL for a stream */
     pcm_stream *stream;
     char name[256];
     int32_t input_rate;
@@ -25,15 +25,15 @@ struct mtla_audio {
     int32_t output_rate;
     double duration;
 
-    soxr_t resampler;         /* NULL when input_rate == output_rate */
+    soxr_t resampler; /* NULL when input_rate == output_rate */
     int input_ended;
-    int finished;             /* resampler flushed; nothing more to deliver */
-    mtla_status deferred;     /* error met after the samples now pending */
+    int finished;         /* resampler flushed; nothing more to deliver */
+    mtla_status deferred; /* error met after the samples now pending */
     char deferred_message[sizeof(((mtla_error *)0)->message)];
 
-    float *interleaved;       /* BLOCK_FRAMES x channels */
-    float *mono;              /* BLOCK_FRAMES */
-    float *pending;           /* converted samples not yet delivered */
+    float *interleaved; /* BLOCK_FRAMES x channels */
+    float *mono;        /* BLOCK_FRAMES */
+    float *pending;     /* converted samples not yet delivered */
     size_t pending_capacity;
     size_t pending_start;
     size_t pending_end;
@@ -209,8 +209,7 @@ static mtla_status convert(mtla_audio *a, size_t frames, mtla_error *err)
         if (a->pending_capacity - a->pending_end < 256) {
             float *grown = realloc(a->pending, 2 * a->pending_capacity * sizeof(float));
             if (!grown)
-                return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory resampling %s",
-                                 a->name);
+                return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory resampling %s", a->name);
             a->pending = grown;
             a->pending_capacity *= 2;
         }
@@ -285,9 +284,18 @@ mtla_status mtla_audio_read(mtla_audio *a, float *samples, size_t capacity, size
     return MTLA_OK;
 }
 
-int32_t mtla_audio_input_rate(const mtla_audio *a) { return a ? a->input_rate : 0; }
-int32_t mtla_audio_input_channels(const mtla_audio *a) { return a ? a->channels : 0; }
-double mtla_audio_duration(const mtla_audio *a) { return a ? a->duration : -1.0; }
+int32_t mtla_audio_input_rate(const mtla_audio *a)
+{
+    return a ? a->input_rate : 0;
+}
+int32_t mtla_audio_input_channels(const mtla_audio *a)
+{
+    return a ? a->channels : 0;
+}
+double mtla_audio_duration(const mtla_audio *a)
+{
+    return a ? a->duration : -1.0;
+}
 
 void mtla_audio_close(mtla_audio *a)
 {
@@ -310,10 +318,9 @@ mtla_status mtla_audio_load(const char *path, const mtla_stream_format *stdin_fo
     *samples = NULL;
     *count = 0;
     mtla_audio *a = NULL;
-    mtla_status st = strcmp(path, "-") == 0
-                         ? mtla_audio_open_fd(0, "standard input", stdin_format, output_rate, &a,
-                                              err)
-                         : mtla_audio_open_file(path, output_rate, &a, err);
+    mtla_status st = strcmp(path, "-") == 0 ? mtla_audio_open_fd(0, "standard input", stdin_format,
+                                                                 output_rate, &a, err)
+                                            : mtla_audio_open_file(path, output_rate, &a, err);
     if (st != MTLA_OK)
         return st;
     size_t capacity = 1 << 16, n = 0;

@@ -35,8 +35,8 @@ mtla_status mtla_cmvn_global(float *frames, size_t num_frames, int32_t dim, cons
     for (int32_t d = 0; d < dim; d++)
         if (!(std[d] > 0.0f) || !isfinite(std[d]) || !isfinite(mean[d]))
             return mtla_fail(err, MTLA_ERR_FORMAT,
-                             "global CMVN statistics are invalid at dimension %d (std %g)",
-                             (int)d, std[d]);
+                             "global CMVN statistics are invalid at dimension %d (std %g)", (int)d,
+                             std[d]);
     for (size_t t = 0; t < num_frames; t++)
         for (int32_t d = 0; d < dim; d++) {
             float *x = &frames[t * (size_t)dim + (size_t)d];

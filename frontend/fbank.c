@@ -6,8 +6,8 @@
  * Incremental: samples are buffered until a whole frame is present, so frame k always sees
  * samples [k*shift, k*shift + length) whatever the chunking of the input. Arithmetic is in
  * double; the reference computes in float32, which stays far inside the 1e-3 tolerance. */
-#include <float.h>
 #include <fftw3.h>
+#include <float.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -18,12 +18,12 @@
 
 struct mtla_fbank {
     mtla_fbank_params params;
-    size_t frame_length;      /* samples per frame (400 at 16 kHz, 25 ms) */
-    size_t frame_shift;       /* samples between frames (160) */
-    size_t fft_length;        /* frame_length rounded up to a power of two (512) */
+    size_t frame_length; /* samples per frame (400 at 16 kHz, 25 ms) */
+    size_t frame_shift;  /* samples between frames (160) */
+    size_t fft_length;   /* frame_length rounded up to a power of two (512) */
     int32_t bins;
 
-    double *window;           /* povey window, frame_length */
+    double *window; /* povey window, frame_length */
     /* Mel filters, sparse: bin m covers power bins [mel_first[m], mel_first[m] + mel_count[m])
      * with weights mel_weights[mel_offset[m] ...]. */
     int32_t *mel_first;
@@ -31,16 +31,16 @@ struct mtla_fbank {
     int32_t *mel_offset;
     double *mel_weights;
 
-    double *fft_in;           /* fftw_malloc'ed, fft_length */
-    fftw_complex *fft_out;    /* fft_length / 2 + 1 */
+    double *fft_in;        /* fftw_malloc'ed, fft_length */
+    fftw_complex *fft_out; /* fft_length / 2 + 1 */
     fftw_plan plan;
 
-    float *samples;           /* scaled input not yet consumed by a frame */
+    float *samples; /* scaled input not yet consumed by a frame */
     size_t samples_start;
     size_t samples_end;
     size_t samples_capacity;
 
-    float *frames;            /* ready frames, bins floats each */
+    float *frames; /* ready frames, bins floats each */
     size_t frames_start;
     size_t frames_end;
     size_t frames_capacity;
@@ -67,7 +67,10 @@ mtla_fbank_params mtla_fbank_default_params(void)
 
 /* The mel scale in float, as Kaldi (BaseFloat) and torchaudio (float32) build their filters:
  * weights computed in double differ from theirs by up to 2e-4 in log energy. */
-static float mel_scale(float hz) { return 1127.0f * logf(1.0f + hz / 700.0f); }
+static float mel_scale(float hz)
+{
+    return 1127.0f * logf(1.0f + hz / 700.0f);
+}
 
 static mtla_status validate(const mtla_fbank_params *p, mtla_error *err)
 {
@@ -144,8 +147,7 @@ static mtla_status build_mel_filters(mtla_fbank *f, mtla_error *err)
     return MTLA_OK;
 }
 
-mtla_status mtla_fbank_create(const mtla_fbank_params *params, mtla_fbank **out,
-                              mtla_error *err)
+mtla_status mtla_fbank_create(const mtla_fbank_params *params, mtla_fbank **out, mtla_error *err)
 {
     *out = NULL;
     mtla_fbank_params defaults = mtla_fbank_default_params();
@@ -169,7 +171,8 @@ mtla_status mtla_fbank_create(const mtla_fbank_params *params, mtla_fbank **out,
         (size_t)f->bins > f->fft_length / 2) {
         mtla_fbank_free(f);
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
-                         "fbank: %d mel bins do not fit frames of %zu samples", (int)params->num_mel_bins,
+                         "fbank: %d mel bins do not fit frames of %zu samples",
+                         (int)params->num_mel_bins,
                          (size_t)(params->sample_rate * (double)params->frame_length_ms * 0.001));
     }
 
@@ -266,8 +269,7 @@ static int reserve_frames(mtla_fbank *f, size_t more)
     return 1;
 }
 
-mtla_status mtla_fbank_accept(mtla_fbank *f, const float *samples, size_t count,
-                              mtla_error *err)
+mtla_status mtla_fbank_accept(mtla_fbank *f, const float *samples, size_t count, mtla_error *err)
 {
     if (!f)
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "no fbank handle");
@@ -305,7 +307,10 @@ mtla_status mtla_fbank_accept(mtla_fbank *f, const float *samples, size_t count,
     return MTLA_OK;
 }
 
-size_t mtla_fbank_frames_ready(const mtla_fbank *f) { return f ? f->frames_end - f->frames_start : 0; }
+size_t mtla_fbank_frames_ready(const mtla_fbank *f)
+{
+    return f ? f->frames_end - f->frames_start : 0;
+}
 
 size_t mtla_fbank_take(mtla_fbank *f, float *frames, size_t max_frames)
 {
@@ -320,7 +325,10 @@ size_t mtla_fbank_take(mtla_fbank *f, float *frames, size_t max_frames)
     return n;
 }
 
-int32_t mtla_fbank_num_bins(const mtla_fbank *f) { return f ? f->bins : 0; }
+int32_t mtla_fbank_num_bins(const mtla_fbank *f)
+{
+    return f ? f->bins : 0;
+}
 
 void mtla_fbank_reset(mtla_fbank *f)
 {
@@ -351,8 +359,8 @@ void mtla_fbank_free(mtla_fbank *f)
     free(f);
 }
 
-mtla_status mtla_fbank_compute(const mtla_fbank_params *params, const float *samples,
-                               size_t count, float **frames, size_t *num_frames, mtla_error *err)
+mtla_status mtla_fbank_compute(const mtla_fbank_params *params, const float *samples, size_t count,
+                               float **frames, size_t *num_frames, mtla_error *err)
 {
     *frames = NULL;
     *num_frames = 0;

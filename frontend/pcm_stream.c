@@ -12,17 +12,23 @@
  * whose data chunk does not begin within this is rejected rather than read forever. */
 enum { WAV_HEADER_LIMIT = 4 << 20 };
 
-static const char WAV_GUID_TAIL[14] = {0x00, 0x00, 0x00, 0x00, 0x10, 0x00, (char)0x80,
+static const char WAV_GUID_TAIL[14] = {0x00, 0x00, 0x00,       0x00, 0x10, 0x00,       (char)0x80,
                                        0x00, 0x00, (char)0xAA, 0x00, 0x38, (char)0x9B, 0x71};
 
-static uint16_t read_u16le(const unsigned char *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint16_t read_u16le(const unsigned char *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
 
 static uint32_t read_u32le(const unsigned char *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static size_t buffered(const pcm_stream *s) { return s->buffer_end - s->buffer_start; }
+static size_t buffered(const pcm_stream *s)
+{
+    return s->buffer_end - s->buffer_start;
+}
 
 /* One read() into the free end of the buffer (compacting it first). Sets eof at end of file. */
 static mtla_status read_some(pcm_stream *s, mtla_error *err)
@@ -150,20 +156,19 @@ static mtla_status parse_wav_header(pcm_stream *s, mtla_error *err)
         uint64_t padded = (uint64_t)size + (size & 1u);
         header_bytes += 8 + padded;
         if (header_bytes > WAV_HEADER_LIMIT)
-            return mtla_fail(err, MTLA_ERR_FORMAT,
-                             "%s: no WAV data chunk within the first %d MiB", s->name,
-                             WAV_HEADER_LIMIT >> 20);
+            return mtla_fail(err, MTLA_ERR_FORMAT, "%s: no WAV data chunk within the first %d MiB",
+                             s->name, WAV_HEADER_LIMIT >> 20);
         s->buffer_start += 8;
         if (memcmp(chunk, "fmt ", 4) == 0) {
             if (padded > sizeof s->buffer / 2)
-                return mtla_fail(err, MTLA_ERR_FORMAT, "%s: WAV fmt chunk of %u bytes",
-                                 s->name, size);
+                return mtla_fail(err, MTLA_ERR_FORMAT, "%s: WAV fmt chunk of %u bytes", s->name,
+                                 size);
             st = fill(s, (size_t)padded, err);
             if (st != MTLA_OK)
                 return st;
             if (buffered(s) < padded)
-                return mtla_fail(err, MTLA_ERR_TRUNCATED, "%s: WAV header ends inside its fmt chunk",
-                                 s->name);
+                return mtla_fail(err, MTLA_ERR_TRUNCATED,
+                                 "%s: WAV header ends inside its fmt chunk", s->name);
             st = parse_fmt_chunk(s, s->buffer + s->buffer_start, size, err);
             if (st != MTLA_OK)
                 return st;
@@ -195,9 +200,8 @@ static const char *compressed_container(const unsigned char *head, size_t size)
     static const struct {
         const char *magic;
         const char *name;
-    } known[] = {{"fLaC", "FLAC"},           {"OggS", "Ogg (Vorbis or Opus)"},
-                 {"ID3", "MP3 (ID3 tag)"},   {"FORM", "AIFF"},
-                 {".snd", "Sun/NeXT audio"}, {"caff", "Core Audio"}};
+    } known[] = {{"fLaC", "FLAC"}, {"OggS", "Ogg (Vorbis or Opus)"}, {"ID3", "MP3 (ID3 tag)"},
+                 {"FORM", "AIFF"}, {".snd", "Sun/NeXT audio"},       {"caff", "Core Audio"}};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
         size_t n = strlen(known[i].magic);
         if (size >= n && memcmp(head, known[i].magic, n) == 0)
@@ -247,8 +251,14 @@ mtla_status pcm_stream_open(pcm_stream *s, int fd, const char *name,
     s->sample_rate = format->sample_rate;
     s->channels = format->channels;
     switch (format->encoding) {
-    case MTLA_PCM_S16LE: s->kind = PCM_S16; s->bytes_per_sample = 2; break;
-    case MTLA_PCM_F32LE: s->kind = PCM_F32; s->bytes_per_sample = 4; break;
+    case MTLA_PCM_S16LE:
+        s->kind = PCM_S16;
+        s->bytes_per_sample = 2;
+        break;
+    case MTLA_PCM_F32LE:
+        s->kind = PCM_F32;
+        s->bytes_per_sample = 4;
+        break;
     default:
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "unknown PCM encoding %d",
                          (int)format->encoding);
@@ -316,8 +326,8 @@ mtla_status pcm_stream_read(pcm_stream *s, float *out, size_t max_frames, size_t
         /* A WAV header that promised more than arrived is handled as a live stream that ended. */
         if (usable > 0)
             return mtla_fail(err, MTLA_ERR_TRUNCATED,
-                             "%s ended in the middle of a sample frame (%zu stray byte%s)",
-                             s->name, usable, usable == 1 ? "" : "s");
+                             "%s ended in the middle of a sample frame (%zu stray byte%s)", s->name,
+                             usable, usable == 1 ? "" : "s");
         return MTLA_OK;
     }
 

@@ -22,17 +22,17 @@ enum { PCM_STREAM_BUFFER_BYTES = 1 << 16 };
 
 typedef struct pcm_stream {
     int fd;
-    char name[128];           /* for messages, e.g. "standard input" */
+    char name[128]; /* for messages, e.g. "standard input" */
     int32_t sample_rate;
     int32_t channels;
     pcm_sample_kind kind;
     int32_t bytes_per_sample;
     int is_wav;
-    int64_t data_remaining;   /* bytes of the WAV data chunk still to come; -1: until EOF */
-    int eof;                  /* no more bytes will be read from fd */
-    int done;                 /* everything delivered (or the final error reported) */
-    int bad_sample;           /* a non-finite sample was met: report it on the next read */
-    size_t buffer_start;      /* first unconsumed byte of buffer */
+    int64_t data_remaining; /* bytes of the WAV data chunk still to come; -1: until EOF */
+    int eof;                /* no more bytes will be read from fd */
+    int done;               /* everything delivered (or the final error reported) */
+    int bad_sample;         /* a non-finite sample was met: report it on the next read */
+    size_t buffer_start;    /* first unconsumed byte of buffer */
     size_t buffer_end;
     unsigned char buffer[PCM_STREAM_BUFFER_BYTES];
 } pcm_stream;

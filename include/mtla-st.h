@@ -38,7 +38,7 @@ typedef enum mtla_status {
     MTLA_ERR_TRUNCATED,        /* input ended early, e.g. in the middle of a sample */
     MTLA_ERR_EMPTY,            /* input without any audio */
     MTLA_ERR_NO_MEMORY,
-    MTLA_ERR_INTERNAL          /* a library we call failed unexpectedly */
+    MTLA_ERR_INTERNAL /* a library we call failed unexpectedly */
 } mtla_status;
 
 /* Filled by failing calls; `message` is one line without a trailing newline. */
@@ -62,10 +62,10 @@ typedef enum mtla_pcm_encoding {
  * stream starts with a RIFF/WAVE header, the header's rate, channels and encoding are used
  * instead of the raw fields. */
 typedef struct mtla_stream_format {
-    int32_t sample_rate;          /* Hz, default 16000 */
-    int32_t channels;             /* default 1; channels are averaged to mono */
-    mtla_pcm_encoding encoding;   /* default MTLA_PCM_S16LE */
-    int32_t detect_wav;           /* default 1 */
+    int32_t sample_rate;        /* Hz, default 16000 */
+    int32_t channels;           /* default 1; channels are averaged to mono */
+    mtla_pcm_encoding encoding; /* default MTLA_PCM_S16LE */
+    int32_t detect_wav;         /* default 1 */
 } mtla_stream_format;
 
 mtla_stream_format mtla_stream_format_default(void);
@@ -103,23 +103,22 @@ void mtla_audio_close(mtla_audio *audio);
 /* Reads a whole input into one malloc'ed buffer (caller frees with free()). `path` "-" reads
  * `stdin_format` from standard input. */
 mtla_status mtla_audio_load(const char *path, const mtla_stream_format *stdin_format,
-                            int32_t output_rate, float **samples, size_t *count,
-                            mtla_error *err);
+                            int32_t output_rate, float **samples, size_t *count, mtla_error *err);
 
 /* ---------------------------------------------------------------- features */
 
 /* Kaldi-compatible filterbank settings; the defaults are those of SPEC.md section 2 (the
  * fairseq S2T convention), equal to torchaudio.compliance.kaldi.fbank(num_mel_bins=80). */
 typedef struct mtla_fbank_params {
-    int32_t sample_rate;       /* 16000 */
-    int32_t num_mel_bins;      /* 80 */
-    float frame_length_ms;     /* 25 */
-    float frame_shift_ms;      /* 10 */
-    float preemphasis;         /* 0.97 */
-    int32_t remove_dc_offset;  /* 1 */
-    float low_freq;            /* 20 Hz */
-    float high_freq;           /* 0: Nyquist; negative: offset from Nyquist (Kaldi) */
-    float input_scale;         /* 32768: samples in [-1,1] are scaled to the int16 range */
+    int32_t sample_rate;      /* 16000 */
+    int32_t num_mel_bins;     /* 80 */
+    float frame_length_ms;    /* 25 */
+    float frame_shift_ms;     /* 10 */
+    float preemphasis;        /* 0.97 */
+    int32_t remove_dc_offset; /* 1 */
+    float low_freq;           /* 20 Hz */
+    float high_freq;          /* 0: Nyquist; negative: offset from Nyquist (Kaldi) */
+    float input_scale;        /* 32768: samples in [-1,1] are scaled to the int16 range */
 } mtla_fbank_params;
 
 mtla_fbank_params mtla_fbank_default_params(void);
@@ -129,8 +128,7 @@ mtla_fbank_params mtla_fbank_default_params(void);
  * snip_edges framing, povey window, dither 0 are supported. */
 typedef struct mtla_fbank mtla_fbank;
 
-mtla_status mtla_fbank_create(const mtla_fbank_params *params, mtla_fbank **out,
-                              mtla_error *err);
+mtla_status mtla_fbank_create(const mtla_fbank_params *params, mtla_fbank **out, mtla_error *err);
 /* Appends samples (nominal range [-1, 1]) and computes every frame they complete. */
 mtla_status mtla_fbank_accept(mtla_fbank *fbank, const float *samples, size_t count,
                               mtla_error *err);
@@ -145,9 +143,8 @@ void mtla_fbank_reset(mtla_fbank *fbank);
 void mtla_fbank_free(mtla_fbank *fbank);
 
 /* Whole-signal convenience: fills *frames (malloc'ed, frames x num_mel_bins) for `samples`. */
-mtla_status mtla_fbank_compute(const mtla_fbank_params *params, const float *samples,
-                               size_t count, float **frames, size_t *num_frames,
-                               mtla_error *err);
+mtla_status mtla_fbank_compute(const mtla_fbank_params *params, const float *samples, size_t count,
+                               float **frames, size_t *num_frames, mtla_error *err);
 
 /* Utterance CMVN: per dimension, x <- (x - mean) / sqrt(max(var, 1e-10)) over the frames. */
 void mtla_cmvn_utterance(float *frames, size_t num_frames, int32_t dim);
@@ -159,14 +156,14 @@ mtla_status mtla_cmvn_global(float *frames, size_t num_frames, int32_t dim, cons
 
 /* A streaming energy VAD with an adaptive noise floor. Times are in milliseconds. */
 typedef struct mtla_vad_params {
-    int32_t sample_rate;         /* 16000 */
-    int32_t frame_ms;            /* analysis frame, 10 */
-    float onset_db;              /* speech starts when energy exceeds floor + onset_db (9) */
-    float offset_db;             /* ... and continues while above floor + offset_db (5) */
-    int32_t min_speech_ms;       /* shorter bursts are ignored (120) */
-    int32_t min_silence_ms;      /* a pause this long ends an utterance (500) */
-    int32_t padding_ms;          /* kept before onset and after offset (200) */
-    int32_t max_segment_ms;      /* longer utterances are cut at their quietest point (20000) */
+    int32_t sample_rate;    /* 16000 */
+    int32_t frame_ms;       /* analysis frame, 10 */
+    float onset_db;         /* speech starts when energy exceeds floor + onset_db (9) */
+    float offset_db;        /* ... and continues while above floor + offset_db (5) */
+    int32_t min_speech_ms;  /* shorter bursts are ignored (120) */
+    int32_t min_silence_ms; /* a pause this long ends an utterance (500) */
+    int32_t padding_ms;     /* kept before onset and after offset (200) */
+    int32_t max_segment_ms; /* longer utterances are cut at their quietest point (20000) */
 } mtla_vad_params;
 
 mtla_vad_params mtla_vad_default_params(void);

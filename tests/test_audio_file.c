@@ -9,8 +9,7 @@
 
 #include "test_support.h"
 
-static void expect_properties(const char *relative, int32_t rate, int32_t channels,
-                              double seconds)
+static void expect_properties(const char *relative, int32_t rate, int32_t channels, double seconds)
 {
     mtla_audio *a;
     mtla_error err;
@@ -120,8 +119,8 @@ Test(audio_file, decodes_lossy_formats)
         size_t frames;
         double *env = envelope(files[i], &frames);
         /* Codecs pad the stream a little; the speech must be the same. */
-        cr_expect(labs((long)frames - (long)ref_frames) <= 10, "%s: %zu frames vs %zu",
-                  files[i], frames, ref_frames);
+        cr_expect(labs((long)frames - (long)ref_frames) <= 10, "%s: %zu frames vs %zu", files[i],
+                  frames, ref_frames);
         double r = best_correlation(ref, ref_frames, env, frames);
         cr_expect_geq(r, 0.98, "%s: loudness envelope correlation %g", files[i], r);
         free(env);

@@ -15,8 +15,8 @@ typedef struct feeder {
     int fd;
     const unsigned char *bytes;
     size_t size;
-    size_t piece;        /* bytes per write() */
-    size_t pause_after;  /* after this many bytes, wait until `released` (0: never) */
+    size_t piece;       /* bytes per write() */
+    size_t pause_after; /* after this many bytes, wait until `released` (0: never) */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int released;
@@ -133,11 +133,10 @@ Test(audio_stream, raw_s16_in_odd_pieces_equals_the_file)
 
 Test(audio_stream, wav_streams_are_detected)
 {
-    static const char *const files[] = {"tests/data/frontend/clip_16000_s16.wav",
-                                        "tests/data/frontend/clip_8000_s16.wav",
-                                        "tests/data/frontend/clip_44100_f32_extensible.wav",
-                                        "tests/data/frontend/clip_u8.wav",
-                                        "tests/data/frontend/clip_f64.wav"};
+    static const char *const files[] = {
+        "tests/data/frontend/clip_16000_s16.wav", "tests/data/frontend/clip_8000_s16.wav",
+        "tests/data/frontend/clip_44100_f32_extensible.wav", "tests/data/frontend/clip_u8.wav",
+        "tests/data/frontend/clip_f64.wav"};
     mtla_stream_format fmt = mtla_stream_format_default();
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         size_t size, ref_count;
@@ -246,8 +245,8 @@ Test(audio_stream, broken_headers_are_named)
         if (cases[i].status == MTLA_ERR_TRUNCATED)
             put_u32(wav + 40, 1000);
         stream_run r = run_stream(wav, 44, 7, &fmt);
-        cr_expect_eq(r.open_status, cases[i].status, "case %zu: status %d (%s)", i,
-                     r.open_status, r.message);
+        cr_expect_eq(r.open_status, cases[i].status, "case %zu: status %d (%s)", i, r.open_status,
+                     r.message);
         cr_expect(strstr(r.message, cases[i].words), "case %zu: %s", i, r.message);
         free(r.samples);
     }
@@ -319,8 +318,8 @@ Test(audio_stream, samples_arrive_before_the_stream_ends)
     int fds[2];
     cr_assert(pipe(fds) == 0);
     /* The writer sends half a second, then waits until the reader has seen audio. */
-    feeder f = {.fd = fds[1], .bytes = wav + 44, .size = size - 44, .piece = 3200,
-                .pause_after = 16000};
+    feeder f = {
+        .fd = fds[1], .bytes = wav + 44, .size = size - 44, .piece = 3200, .pause_after = 16000};
     pthread_mutex_init(&f.lock, NULL);
     pthread_cond_init(&f.cond, NULL);
     pthread_t thread;

@@ -78,11 +78,9 @@ Test(cli, features_from_standard_input_equal_features_from_the_file)
     cr_assert_eq(as_raw.status, 0, "%s", as_raw.err);
     npy_array f = npy_parse(file.out, file.out_size);
     cr_expect_eq(f.rows, 298);
-    cr_expect(file.out_size == as_wav.out_size &&
-                  memcmp(file.out, as_wav.out, file.out_size) == 0,
+    cr_expect(file.out_size == as_wav.out_size && memcmp(file.out, as_wav.out, file.out_size) == 0,
               "WAV on standard input differs from the file");
-    cr_expect(file.out_size == as_raw.out_size &&
-                  memcmp(file.out, as_raw.out, file.out_size) == 0,
+    cr_expect(file.out_size == as_raw.out_size && memcmp(file.out, as_raw.out, file.out_size) == 0,
               "raw PCM on standard input differs from the file");
     npy_free(&f);
     cli_result_free(&file);
@@ -97,9 +95,9 @@ Test(cli, raw_input_options_describe_the_stream)
     size_t size;
     unsigned char *wav = read_file(wav_path, &size);
     cli_result file = run_cli(ARGS("features", wav_path, "-o", "-"), NULL, 0);
-    cli_result raw = run_cli(ARGS("features", "--rate", "8000", "--encoding", "s16", "--channels",
-                                  "1", "-", "-o", "-"),
-                             wav + 44, size - 44);
+    cli_result raw = run_cli(
+        ARGS("features", "--rate", "8000", "--encoding", "s16", "--channels", "1", "-", "-o", "-"),
+        wav + 44, size - 44);
     cr_assert_eq(raw.status, 0, "%s", raw.err);
     npy_array a = npy_parse(file.out, file.out_size), b = npy_parse(raw.out, raw.out_size);
     cr_assert_eq(a.rows, b.rows);
@@ -122,8 +120,7 @@ Test(cli, utterance_cmvn_centres_every_dimension)
         double sum = 0;
         for (size_t t = 0; t < f.rows; t++)
             sum += f.data[t * 80 + d];
-        cr_expect(sum / f.rows < 1e-4 && sum / f.rows > -1e-4, "dim %zu mean %g", d,
-                  sum / f.rows);
+        cr_expect(sum / f.rows < 1e-4 && sum / f.rows > -1e-4, "dim %zu mean %g", d, sum / f.rows);
     }
     npy_free(&f);
     cli_result_free(&r);
@@ -131,8 +128,8 @@ Test(cli, utterance_cmvn_centres_every_dimension)
 
 Test(cli, segments_prints_tab_separated_seconds)
 {
-    cli_result r = run_cli(ARGS("segments", fixture("tests/data/vad/speech_with_pauses.wav")),
-                           NULL, 0);
+    cli_result r =
+        run_cli(ARGS("segments", fixture("tests/data/vad/speech_with_pauses.wav")), NULL, 0);
     cr_assert_eq(r.status, 0, "%s", r.err);
     char *text = strndup((const char *)r.out, r.out_size);
     int lines = 0;

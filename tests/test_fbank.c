@@ -75,11 +75,11 @@ static float *features_chunked(const float *samples, size_t count, const size_t 
 Test(fbank, chunked_input_gives_identical_frames)
 {
     size_t count, whole_frames;
-    float *samples = load_audio(fixture("tests/data/frontend/clip_44100_f32_extensible.wav"),
-                                &count);
+    float *samples =
+        load_audio(fixture("tests/data/frontend/clip_44100_f32_extensible.wav"), &count);
     float *whole = features(samples, count, &whole_frames);
-    static const size_t patterns[][5] = {
-        {1}, {7}, {159}, {160}, {161}, {399}, {400}, {401}, {4096}, {3, 1000, 1, 577, 160}};
+    static const size_t patterns[][5] = {{1},   {7},   {159}, {160},  {161},
+                                         {399}, {400}, {401}, {4096}, {3, 1000, 1, 577, 160}};
     static const size_t lengths[] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 5};
     for (size_t p = 0; p < sizeof lengths / sizeof lengths[0]; p++) {
         size_t frames;

@@ -61,8 +61,7 @@ npy_array npy_parse(const unsigned char *b, size_t size)
     cr_assert(strstr(header, "'fortran_order': False"), "not C order: %s", header);
     const char *shape = strstr(header, "'shape': (");
     cr_assert(shape, "no shape: %s", header);
-    cr_assert(sscanf(shape, "'shape': (%zu, %zu)", &a.rows, &a.cols) == 2, "bad shape: %s",
-              header);
+    cr_assert(sscanf(shape, "'shape': (%zu, %zu)", &a.rows, &a.cols) == 2, "bad shape: %s", header);
     size_t bytes = a.rows * a.cols * sizeof(float);
     cr_assert_eq(size - 10 - header_len, bytes, ".npy data size %zu, expected %zu",
                  size - 10 - header_len, bytes);

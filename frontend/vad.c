@@ -8,11 +8,19 @@
  * An utterance starts at the first voiced frame of a run of voiced frames holding at least
  * min_speech_ms of loud frames, and ends after the last voiced frame once min_silence_ms
  * pass without one. Segments are widened by padding_ms on both sides (never overlapping the
- * previous one). An utterance reaching max_segment_ms is cut at the quietest 50 ms of its
- * second half, so that the cut falls in a pause between words rather than inside one.
+ * previous one). An utterance longer than max_segment_ms is cut at the quietest 50 ms of its
+ * segment's second half, so that the cut falls in a pause between words rather than inside one;
+ * the rest goes on as a new utterance. Padding gives way where needed, so that no segment is
+ * longer than max_segment_ms.
  *
- * Memory is bounded: the energy history is kept for the open utterance only, and that is at
- * most max_segment_ms long. */
+ * At stream start the window holds only the frames seen so far. When speech comes first, the
+ * floor is then the quietest speech frame, and that speech is found late or, if it is steady,
+ * not at all. So during the first window, and until a segment has been emitted, each new low of
+ * the floor judges every frame since the start again against it, as if that floor had been
+ * known from the first frame.
+ *
+ * Memory is fixed at creation: the floor window, and the energies of the last frames (two
+ * maximum segments, and at least the floor window), which hold every frame read again. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,14 +62,17 @@ struct mtla_vad {
     int64_t floor_head;
     int64_t floor_size;
 
-    vad_state state;
-    int64_t run_start;        /* silence: first frame of the current voiced run, -1 if none */
-    int64_t run_loud;         /* loud frames in that run */
-    int64_t speech_start;     /* speech: first frame of the open utterance */
-    int64_t last_voiced;      /* speech: last voiced frame */
-    int64_t previous_end;     /* sample where the previous segment ended */
-    float *history;           /* speech: energies of frames speech_start.. */
+    /* Energies of the last history_capacity frames, frame f at f % history_capacity. */
+    float *history;
     int64_t history_capacity;
+
+    vad_state state;
+    int64_t run_start;     /* silence: first frame of the current voiced run, -1 if none */
+    int64_t run_loud;      /* loud frames in that run */
+    int64_t speech_start;  /* speech: first frame of the open utterance */
+    int64_t segment_start; /* speech: first frame of its segment, padding included */
+    int64_t last_voiced;   /* speech: last voiced frame */
+    int64_t previous_end;  /* sample where the previous segment ended */
 
     mtla_segment *ready;
     size_t ready_start;
@@ -83,38 +94,70 @@ mtla_vad_params mtla_vad_default_params(void)
     return p;
 }
 
-static int64_t ms_to_frames(int32_t ms, int32_t frame_ms) { return (ms + frame_ms - 1) / frame_ms; }
-
-mtla_status mtla_vad_create(const mtla_vad_params *params, mtla_vad **out, mtla_error *err)
+/* In 64 bits: validation calls it before any field is bounded. */
+static int64_t ms_to_frames(int64_t ms, int64_t frame_ms)
 {
-    *out = NULL;
-    mtla_vad_params defaults = mtla_vad_default_params();
-    const mtla_vad_params *p = params ? params : &defaults;
+    return (ms + frame_ms - 1) / frame_ms;
+}
+
+/* Checks every field. The bounds between durations keep an open utterance within
+ * max_segment_ms with a single cut (see advance); they are checked in frames, as used, and
+ * reported in milliseconds. */
+static mtla_status validate_params(const mtla_vad_params *p, mtla_error *err)
+{
     if (p->sample_rate < 1000 || p->sample_rate > 768000)
-        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "vad sample_rate %d is out of range",
-                         (int)p->sample_rate);
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                         "vad sample_rate %d is not in [1000, 768000]", (int)p->sample_rate);
     if (p->frame_ms < 1 || p->frame_ms > 100)
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "vad frame_ms %d is not in [1, 100]",
                          (int)p->frame_ms);
-    if (!(p->onset_db >= p->offset_db) || !(p->offset_db >= 0.0f) || !(p->onset_db <= 60.0f))
-        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
-                         "vad thresholds need 0 <= offset_db (%g) <= onset_db (%g) <= 60",
+    if (!(p->onset_db >= 0.0f && p->onset_db <= 60.0f))
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "vad onset_db %g is not in [0, 60]",
+                         p->onset_db);
+    if (!(p->offset_db >= 0.0f && p->offset_db <= 60.0f))
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "vad offset_db %g is not in [0, 60]",
+                         p->offset_db);
+    if (p->offset_db > p->onset_db)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "vad offset_db %g is above onset_db %g",
                          p->offset_db, p->onset_db);
-    if (p->min_speech_ms < 0 || p->min_silence_ms < p->frame_ms || p->padding_ms < 0)
-        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
-                         "vad durations need min_speech_ms >= 0, min_silence_ms >= frame_ms, "
-                         "padding_ms >= 0");
     if (p->max_segment_ms < 1000 || p->max_segment_ms > 3600 * 1000)
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
                          "vad max_segment_ms %d is not in [1000, 3600000]", (int)p->max_segment_ms);
+    int64_t max_frames = p->max_segment_ms / p->frame_ms;
+    int64_t half_ms = max_frames / 2 * p->frame_ms, quarter_ms = max_frames / 4 * p->frame_ms;
+    if (p->min_speech_ms < 0 || ms_to_frames(p->min_speech_ms, p->frame_ms) > max_frames / 2)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                         "vad min_speech_ms %d is not in [0, %lld] (half of max_segment_ms)",
+                         (int)p->min_speech_ms, (long long)half_ms);
+    if (p->min_silence_ms < p->frame_ms ||
+        ms_to_frames(p->min_silence_ms, p->frame_ms) > max_frames / 2)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                         "vad min_silence_ms %d is not in [%d, %lld] (frame_ms to half of "
+                         "max_segment_ms)",
+                         (int)p->min_silence_ms, (int)p->frame_ms, (long long)half_ms);
+    if (p->padding_ms < 0 || ms_to_frames(p->padding_ms, p->frame_ms) > max_frames / 4)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                         "vad padding_ms %d is not in [0, %lld] (a quarter of max_segment_ms)",
+                         (int)p->padding_ms, (long long)quarter_ms);
+    return MTLA_OK;
+}
+
+mtla_status mtla_vad_create(const mtla_vad_params *params, mtla_vad **out, mtla_error *err)
+{
+    if (!out)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "no place for the VAD handle");
+    *out = NULL;
+    mtla_vad_params defaults = mtla_vad_default_params();
+    const mtla_vad_params *p = params ? params : &defaults;
+    mtla_status status = validate_params(p, err);
+    if (status != MTLA_OK)
+        return status;
 
     mtla_vad *v = calloc(1, sizeof *v);
     if (!v)
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory creating the VAD");
     v->params = *p;
     v->frame_samples = (int64_t)p->sample_rate * p->frame_ms / 1000;
-    if (v->frame_samples < 1)
-        v->frame_samples = 1;
     v->min_speech_frames = ms_to_frames(p->min_speech_ms, p->frame_ms);
     if (v->min_speech_frames < 1)
         v->min_speech_frames = 1;
@@ -125,7 +168,9 @@ mtla_status mtla_vad_create(const mtla_vad_params *params, mtla_vad **out, mtla_
     v->floor_capacity = v->floor_window_frames + 1;
     v->floor_frames = malloc((size_t)v->floor_capacity * sizeof(int64_t));
     v->floor_energies = malloc((size_t)v->floor_capacity * sizeof(float));
-    v->history_capacity = v->max_segment_frames + 1;
+    v->history_capacity = 2 * v->max_segment_frames;
+    if (v->history_capacity < v->floor_window_frames)
+        v->history_capacity = v->floor_window_frames;
     v->history = malloc((size_t)v->history_capacity * sizeof(float));
     v->ready_capacity = 16;
     v->ready = malloc(v->ready_capacity * sizeof(mtla_segment));
@@ -162,6 +207,32 @@ static float floor_update(mtla_vad *v, int64_t frame, float energy)
     return v->floor_energies[v->floor_head];
 }
 
+static int is_loud(const mtla_vad *v, float energy, float floor_db)
+{
+    return energy > fmaxf(floor_db + v->params.onset_db, ABSOLUTE_SPEECH_DB);
+}
+
+static int is_voiced(const mtla_vad *v, float energy, float floor_db)
+{
+    float spread = v->params.onset_db - v->params.offset_db;
+    return energy > fmaxf(floor_db + v->params.offset_db, ABSOLUTE_SPEECH_DB - spread);
+}
+
+/* Callers only ask for frames of the last history_capacity (see advance and process_frame). */
+static float history_energy(const mtla_vad *v, int64_t frame)
+{
+    return v->history[frame % v->history_capacity];
+}
+
+/* First frame of the segment of an utterance starting at `speech_start`: padded, but neither
+ * before the stream nor inside the previous segment. */
+static int64_t padded_start(const mtla_vad *v, int64_t speech_start)
+{
+    int64_t start = speech_start - v->padding_frames;
+    int64_t earliest = (v->previous_end + v->frame_samples - 1) / v->frame_samples;
+    return start > earliest ? start : earliest;
+}
+
 static int push_segment(mtla_vad *v, int64_t start, int64_t end)
 {
     if (start < v->previous_end)
@@ -194,10 +265,11 @@ static int push_segment(mtla_vad *v, int64_t start, int64_t end)
  * padded end may reach. */
 static int close_utterance(mtla_vad *v, int64_t last, int64_t limit)
 {
-    int64_t start = (v->speech_start - v->padding_frames) * v->frame_samples;
-    int64_t end = (last + 1 + v->padding_frames) * v->frame_samples;
-    if (start < 0)
-        start = 0;
+    int64_t start = v->segment_start * v->frame_samples;
+    int64_t end_frame = last + 1 + v->padding_frames;
+    if (end_frame > v->segment_start + v->max_segment_frames)
+        end_frame = v->segment_start + v->max_segment_frames;
+    int64_t end = end_frame * v->frame_samples;
     if (end > limit)
         end = limit;
     v->state = VAD_SILENCE;
@@ -206,43 +278,46 @@ static int close_utterance(mtla_vad *v, int64_t last, int64_t limit)
     return push_segment(v, start, end);
 }
 
-/* The open utterance reached max_segment_frames: emit it up to the quietest point of its
- * second half and continue the utterance from there. */
-static int cut_long_utterance(mtla_vad *v, int64_t frame)
+/* Voiced frame `frame` takes the open utterance past max_segment_frames: end its segment at the
+ * quietest point of the segment's second half (no later than its maximum, and before `frame`)
+ * and go on with the rest as a new utterance. */
+static int cut_segment(mtla_vad *v, int64_t frame)
 {
-    int64_t length = frame - v->speech_start + 1;
-    int64_t best = length - 1;
-    double best_energy = INFINITY;
-    for (int64_t i = length / 2; i + QUIET_SMOOTH_FRAMES <= length; i++) {
+    int64_t half = QUIET_SMOOTH_FRAMES / 2;
+    int64_t first = v->segment_start + v->max_segment_frames / 2;
+    int64_t last = v->segment_start + v->max_segment_frames;
+    if (last > frame - half)
+        last = frame - half; /* the smoothing window around the cut must have been seen */
+    if (first > last)
+        first = last;
+    int64_t cut = last;
+    double quietest = INFINITY;
+    for (int64_t c = first; c <= last; c++) {
         double sum = 0.0;
-        for (int k = 0; k < QUIET_SMOOTH_FRAMES; k++)
-            sum += v->history[i + k];
-        if (sum < best_energy) {
-            best_energy = sum;
-            best = i + QUIET_SMOOTH_FRAMES / 2;
+        for (int64_t k = c - half; k <= c + half; k++)
+            sum += history_energy(v, k);
+        if (sum < quietest) {
+            quietest = sum;
+            cut = c;
         }
     }
-    int64_t cut_frame = v->speech_start + best;
-    int64_t start = (v->speech_start - v->padding_frames) * v->frame_samples;
-    if (start < 0)
-        start = 0;
-    if (!push_segment(v, start, cut_frame * v->frame_samples))
+    if (!push_segment(v, v->segment_start * v->frame_samples, cut * v->frame_samples))
         return 0;
-    /* The rest continues as an utterance starting at the cut; push_segment keeps its padded
-     * start from reaching back before the cut. */
-    int64_t kept = length - best;
-    memmove(v->history, v->history + best, (size_t)kept * sizeof(float));
-    v->speech_start = cut_frame;
+    v->speech_start = cut;
+    v->segment_start = cut;
     return 1;
 }
 
-static int process_frame(mtla_vad *v, float energy)
+/* Takes frame `frame` through the state machine, judged against the floor `floor_db`.
+ *
+ * While an utterance is open, [segment_start, last_voiced] holds at most max_segment_frames:
+ * the onset run is at most half of it and padding a quarter, the start padding gives way
+ * below, and a cut leaves at most half of it plus one pause (min_silence_frames <= half). So
+ * the frames the cut reads lie within two maximum segments of history. */
+static int advance(mtla_vad *v, int64_t frame, float energy, float floor_db)
 {
-    int64_t frame = v->frames_seen++;
-    float floor_db = floor_update(v, frame, energy);
-    float spread = v->params.onset_db - v->params.offset_db;
-    int loud = energy > fmaxf(floor_db + v->params.onset_db, ABSOLUTE_SPEECH_DB);
-    int voiced = energy > fmaxf(floor_db + v->params.offset_db, ABSOLUTE_SPEECH_DB - spread);
+    int loud = is_loud(v, energy, floor_db);
+    int voiced = is_voiced(v, energy, floor_db);
 
     if (v->state == VAD_SILENCE) {
         if (!voiced) {
@@ -263,31 +338,52 @@ static int process_frame(mtla_vad *v, float energy)
             return 1;
         v->state = VAD_SPEECH;
         v->speech_start = v->run_start;
+        v->segment_start = padded_start(v, v->run_start);
         v->last_voiced = frame;
-        /* The run's energies were not kept; only the cut search reads them, and it looks at
-         * the second half of an utterance, far from its start. Fill with the onset level. */
-        for (int64_t f = v->run_start; f <= frame; f++)
-            v->history[f - v->run_start] = energy;
         return 1;
     }
 
-    int64_t index = frame - v->speech_start;
-    v->history[index] = energy;
     if (voiced)
         v->last_voiced = frame;
-    int64_t wait = v->min_silence_frames > v->padding_frames ? v->min_silence_frames
-                                                             : v->padding_frames;
+    int64_t wait =
+        v->min_silence_frames > v->padding_frames ? v->min_silence_frames : v->padding_frames;
     if (frame - v->last_voiced >= wait)
         return close_utterance(v, v->last_voiced, (frame + 1) * v->frame_samples);
-    if (index + 1 >= v->max_segment_frames)
-        return cut_long_utterance(v, frame);
+    if (voiced && frame + 1 - v->segment_start > v->max_segment_frames) {
+        if (frame + 1 - v->speech_start > v->max_segment_frames)
+            return cut_segment(v, frame);
+        v->segment_start = frame + 1 - v->max_segment_frames; /* less padding, same speech */
+    }
     return 1;
+}
+
+static int process_frame(mtla_vad *v, float energy)
+{
+    int64_t frame = v->frames_seen++;
+    v->history[frame % v->history_capacity] = energy;
+    float previous_floor = v->floor_size > 0 ? v->floor_energies[v->floor_head] : INFINITY;
+    float floor_db = floor_update(v, frame, energy);
+    /* Stream start (see the top comment): the window has not lost a frame yet, so the floor
+     * only falls; nothing emitted means that the state machine can start over. Each new low
+     * costs one pass over less than a floor window of frames, and only during the first. */
+    if (frame > 0 && frame < v->floor_window_frames && floor_db < previous_floor &&
+        v->previous_end == 0) {
+        v->state = VAD_SILENCE;
+        v->run_start = -1;
+        v->run_loud = 0;
+        for (int64_t f = 0; f < frame; f++)
+            if (!advance(v, f, history_energy(v, f), floor_db))
+                return 0;
+    }
+    return advance(v, frame, energy, floor_db);
 }
 
 mtla_status mtla_vad_accept(mtla_vad *v, const float *samples, size_t count, mtla_error *err)
 {
     if (!v)
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "no VAD handle");
+    if (!samples && count > 0)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "no samples given to the VAD");
     for (size_t i = 0; i < count; i++) {
         double x = samples[i];
         v->partial_energy += x * x;
@@ -299,8 +395,10 @@ mtla_status mtla_vad_accept(mtla_vad *v, const float *samples, size_t count, mtl
                 db = ENERGY_FLOOR_DB;
             v->partial_energy = 0.0;
             v->partial_count = 0;
-            if (!process_frame(v, db))
+            if (!process_frame(v, db)) {
+                v->samples_seen += (int64_t)(i + 1);
                 return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory in the VAD");
+            }
         }
     }
     v->samples_seen += (int64_t)count;
@@ -319,13 +417,16 @@ void mtla_vad_finish(mtla_vad *v)
 
 int mtla_vad_take(mtla_vad *v, mtla_segment *segment)
 {
-    if (!v || v->ready_start == v->ready_end)
+    if (!v || !segment || v->ready_start == v->ready_end)
         return 0;
     *segment = v->ready[v->ready_start++];
     return 1;
 }
 
-int64_t mtla_vad_position(const mtla_vad *v) { return v ? v->samples_seen : 0; }
+int64_t mtla_vad_position(const mtla_vad *v)
+{
+    return v ? v->samples_seen : 0;
+}
 
 void mtla_vad_free(mtla_vad *v)
 {

@@ -166,6 +166,34 @@ Test(vad, finds_each_sentence_within_100_ms_without_padding)
     free(x);
 }
 
+/* Whole recordings with their room tone, breaths and decays, against the words a recogniser
+ * aligned. An energy VAD keeps a breath or decay after the last word when it stands above the
+ * noise floor (here up to 150 ms), which errs on the safe side: the end may be late by up to
+ * 200 ms but never more than 100 ms early, and starts are within 100 ms. */
+Test(vad, finds_whole_recordings_against_aligned_words)
+{
+    size_t n;
+    float *x = load_fixture("recordings_with_pauses.wav", &n);
+    interval truth[MAX_INTERVALS];
+    size_t sentences = read_intervals(fixture("tests/data/vad/recordings_with_pauses.tsv"),
+                                      truth, MAX_INTERVALS);
+    cr_assert_eq(sentences, 4);
+    mtla_vad_params p = mtla_vad_default_params();
+    p.padding_ms = 0;
+    vad_run run = run_vad(&p, x, n, 160);
+    cr_assert_eq(run.count, sentences, "expected %zu segments, got %zu", sentences, run.count);
+    assert_ordered(&run, n);
+    for (size_t i = 0; i < sentences; i++) {
+        double start = seconds(run.segments[i].start), end = seconds(run.segments[i].end);
+        cr_expect_leq(fabs(start - truth[i].start), BOUNDARY_TOLERANCE_S,
+                      "sentence %zu starts at %.3f s, first word at %.3f s", i, start,
+                      truth[i].start);
+        cr_expect(end - truth[i].end >= -BOUNDARY_TOLERANCE_S && end - truth[i].end <= 0.200,
+                  "sentence %zu ends at %.3f s, last word ends at %.3f s", i, end, truth[i].end);
+    }
+    free(x);
+}
+
 Test(vad, padding_widens_segments_without_overlap)
 {
     size_t n;

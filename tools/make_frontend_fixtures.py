@@ -15,13 +15,22 @@ pocketsphinx-testdata). Everything else is derived from them here, deterministic
                          cross-check wherever float32 is accurate.
   tests/data/vad/        speech with inserted pauses and noise, and the true speech boundaries,
                          found on each clean clip with torchaudio.functional.vad (a port of
-                         SoX's vad effect) from both ends.
+                         SoX's vad effect) from both ends; and the whole recordings (with their
+                         own room tone, breaths and decays) with pauses and noise, the truth
+                         being the first and last word of each as aligned by the recogniser
+                         pocketsphinx (Debian packages pocketsphinx, pocketsphinx-en-us).
+
+Ogg/Opus serial numbers and the PEAK chunk libsndfile writes into float WAV files change from
+run to run, so those files differ byte-wise when regenerated; their samples, and every golden
+file, do not.
 
 Run from the repository root:  python3 tools/make_frontend_fixtures.py
 Requirements: tools/requirements.txt.
 """
 import json
 import pathlib
+import re
+import subprocess
 import sys
 
 import kaldi_native_fbank as knf
@@ -188,6 +197,38 @@ def write_vad_fixtures():
             f.write(f"{start:.4f}\t{end:.4f}\n")
 
 
+def aligned_words(path):
+    """First word start and last word end (seconds) as pocketsphinx recognises them."""
+    out = subprocess.run(["pocketsphinx_continuous", "-infile", str(path), "-time", "yes"],
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    words = [line.split() for line in out[1:] if len(line.split()) == 4]
+    words = [w for w in words if not re.fullmatch(r"<s>|</s>|<sil>|\[\w+\]|\+\+?\w+\+\+?", w[0])]
+    return float(words[0][1]), float(words[-1][2])
+
+
+def write_recordings_fixture():
+    """Whole recordings, natural edges: the hard case for an energy VAD."""
+    rng = np.random.default_rng(20261123)
+    layout = [("0880", 1.0), ("0930", 1.3), ("0920", 0.8), ("0890", 1.6)]
+    pieces, truth, t = [np.zeros(int(0.9 * RATE), np.float32)], [], int(0.9 * RATE)
+    for name, pause in layout:
+        x = clip(name)
+        start, end = aligned_words(CLIPS / f"sense_and_sensibility_01_austen_64kb-{name}.wav")
+        truth.append((t / RATE + start, t / RATE + end))
+        pieces += [x, np.zeros(int(pause * RATE), np.float32)]
+        t += len(x) + int(pause * RATE)
+    signal = np.concatenate(pieces)
+    speech_rms = np.sqrt(np.mean(np.concatenate([clip(n) for n, _ in layout]) ** 2))
+    signal = np.clip(signal + rng.normal(0.0, speech_rms / 10 ** (25 / 20), len(signal)), -1, 1)
+    sf.write(VAD / "recordings_with_pauses.wav", signal.astype(np.float32), RATE, subtype="PCM_16")
+    with open(VAD / "recordings_with_pauses.tsv", "w") as f:
+        f.write("# first word start and last word end in seconds, aligned by pocketsphinx\n")
+        for start, end in truth:
+            f.write(f"{start:.4f}\t{end:.4f}\n")
+    print("recordings truth:", [(round(a, 3), round(b, 3)) for a, b in truth])
+
+
 if __name__ == "__main__":
     write_parity_fixtures()
     write_vad_fixtures()
+    write_recordings_fixture()

@@ -1,0 +1,89 @@
+/* The ops interface: every numerical operation the model code performs, behind a table of
+ * function pointers, so that encoder/ and decoder/ are written once and run on any backend.
+ * core/ops_cpu.c is the readable reference (plain C loops, OpenBLAS for matrix products); the
+ * CUDA backend (cuda/) implements the same table and is tested against it.
+ *
+ * Conventions, for every op:
+ * - Pointers are to float32 buffers in the backend's memory (host memory for the CPU backend,
+ *   device memory for CUDA), allocated with ops->alloc. Matrices are row-major.
+ * - Outputs never alias inputs unless an op says "in place".
+ * - Shapes are int64_t counts; callers guarantee they are positive and buffers large enough.
+ * - Ops do not fail: allocation is the only fallible call, and it returns NULL.
+ */
+#ifndef MTLA_CORE_OPS_H
+#define MTLA_CORE_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mtla_ops mtla_ops;
+
+struct mtla_ops {
+    const char *name; /* "cpu", "cuda" */
+    void *state;      /* the backend's own (thread count, cuBLAS handle, stream, ...) */
+
+    /* ---- memory */
+    float *(*alloc)(const mtla_ops *ops, size_t count); /* count floats, uninitialised */
+    void (*free)(const mtla_ops *ops, float *buffer);
+    void (*upload)(const mtla_ops *ops, float *dst, const float *host, size_t count);
+    void (*download)(const mtla_ops *ops, float *host, const float *src, size_t count);
+    void (*copy)(const mtla_ops *ops, float *dst, const float *src, size_t count);
+    void (*fill)(const mtla_ops *ops, float *dst, float value, size_t count);
+
+    /* ---- matrix products */
+    /* C[m,n] = alpha * op(A) op(B) + beta * C, op(X) = X or X^T (trans_* non-zero), with
+     * leading dimensions as in BLAS row-major: A is m x k (or k x m if trans_a), etc. */
+    void (*gemm)(const mtla_ops *ops, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                 float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                 float *c, int64_t ldc);
+    /* y[rows, out] = x[rows, in] w[out, in]^T + bias[out] (bias may be NULL): torch Linear. */
+    void (*linear)(const mtla_ops *ops, const float *x, int64_t rows, int64_t in, const float *w,
+                   const float *bias, int64_t out, float *y);
+
+    /* ---- row-wise */
+    /* y = (x - mean) / sqrt(var + eps) * gamma + beta over each row of `dim` (torch LayerNorm). */
+    void (*layer_norm)(const mtla_ops *ops, const float *x, int64_t rows, int64_t dim,
+                       const float *gamma, const float *beta, float eps, float *y);
+    /* In place, each row of `cols` (row stride `ld`): softmax, or log-softmax. */
+    void (*softmax)(const mtla_ops *ops, float *x, int64_t rows, int64_t cols, int64_t ld);
+    void (*log_softmax)(const mtla_ops *ops, float *x, int64_t rows, int64_t cols);
+    /* y[rows, half] = x[:, :half] * sigmoid(x[:, half:]) for x[rows, 2*half] (torch GLU, dim -1).
+     */
+    void (*glu)(const mtla_ops *ops, const float *x, int64_t rows, int64_t half, float *y);
+
+    /* ---- element-wise, in place on `count` values */
+    void (*relu)(const mtla_ops *ops, float *x, size_t count);
+    void (*silu)(const mtla_ops *ops, float *x, size_t count);
+    void (*scale)(const mtla_ops *ops, float *x, float alpha, size_t count);
+    /* y = y + alpha * x */
+    void (*axpy)(const mtla_ops *ops, float alpha, const float *x, float *y, size_t count);
+    /* x[r, c] += bias[c] for rows x cols */
+    void (*add_bias)(const mtla_ops *ops, float *x, const float *bias, int64_t rows, int64_t cols);
+
+    /* ---- convolutions over time; x is time-major [T, channels] */
+    /* y[T_out, c_out] = conv1d(x[T, c_in], w[c_out, c_in, k]) + bias, stride, zero padding `pad`
+     * on both sides; T_out = (T + 2 pad - k) / stride + 1 (torch Conv1d). */
+    void (*conv1d)(const mtla_ops *ops, const float *x, int64_t t, int64_t c_in, const float *w,
+                   const float *bias, int64_t c_out, int64_t k, int64_t stride, int64_t pad,
+                   float *y);
+    /* Depthwise: y[t, c] = sum_j w[c, 0, j] x[t + j - pad, c] (groups = channels, no bias). */
+    void (*depthwise_conv1d)(const mtla_ops *ops, const float *x, int64_t t, int64_t channels,
+                             const float *w, int64_t k, int64_t pad, float *y);
+
+    /* ---- lookups and positions */
+    /* y[i, :] = scale * table[ids[i], :] for n ids (ids in host memory). */
+    void (*embed)(const mtla_ops *ops, const float *table, int64_t dim, const int32_t *ids,
+                  int64_t n, float scale, float *y);
+    /* Rotates interleaved pairs (x[2i], x[2i+1]) of the `dim` values at x + r * ld for each of
+     * `rows` rows, by angle positions[r] * theta^(-2i/dim), computed in float32 as the authors
+     * do (positions in host memory). In place. */
+    void (*rope)(const mtla_ops *ops, float *x, int64_t rows, int64_t ld, int64_t dim,
+                 const float *positions, float theta);
+};
+
+/* The CPU backend; `threads` <= 0 means all cores. The table is owned by the caller and
+ * released with mtla_ops_cpu_free. Returns NULL when out of memory. */
+mtla_ops *mtla_ops_cpu_create(int threads);
+void mtla_ops_cpu_free(mtla_ops *ops);
+
+#endif

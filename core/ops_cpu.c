@@ -1,0 +1,300 @@
+/* The CPU backend of the ops interface (core/ops.h): the reference implementation. Matrix
+ * products and convolutions go through OpenBLAS sgemm; everything else is a plain loop that
+ * can be checked line by line against the torch definition named in core/ops.h. Reductions
+ * accumulate in double so that results do not depend on vector width. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+
+typedef struct cpu_state {
+    int threads;
+    float *im2col; /* scratch for conv1d, grown on demand */
+    size_t im2col_count;
+} cpu_state;
+
+static float *cpu_alloc(const mtla_ops *ops, size_t count)
+{
+    (void)ops;
+    /* 64-byte alignment for vector loads; at least one element so that NULL means failure. */
+    size_t bytes = (count ? count : 1) * sizeof(float);
+    bytes = (bytes + 63) / 64 * 64;
+    return aligned_alloc(64, bytes);
+}
+
+static void cpu_free(const mtla_ops *ops, float *buffer)
+{
+    (void)ops;
+    free(buffer);
+}
+
+static void cpu_copy(const mtla_ops *ops, float *dst, const float *src, size_t count)
+{
+    (void)ops;
+    memmove(dst, src, count * sizeof(float));
+}
+
+static void cpu_fill(const mtla_ops *ops, float *dst, float value, size_t count)
+{
+    (void)ops;
+    for (size_t i = 0; i < count; i++)
+        dst[i] = value;
+}
+
+static void cpu_gemm(const mtla_ops *ops, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                     float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                     float beta, float *c, int64_t ldc)
+{
+    (void)ops;
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha, a,
+                (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
+}
+
+static void cpu_add_bias(const mtla_ops *ops, float *x, const float *bias, int64_t rows,
+                         int64_t cols)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            x[r * cols + c] += bias[c];
+}
+
+static void cpu_linear(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
+                       const float *w, const float *bias, int64_t out, float *y)
+{
+    cpu_gemm(ops, 0, 1, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    if (bias)
+        cpu_add_bias(ops, y, bias, rows, out);
+}
+
+static void cpu_layer_norm(const mtla_ops *ops, const float *x, int64_t rows, int64_t dim,
+                           const float *gamma, const float *beta, float eps, float *y)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * dim;
+        float *yr = y + r * dim;
+        double mean = 0.0, var = 0.0;
+        for (int64_t i = 0; i < dim; i++)
+            mean += xr[i];
+        mean /= (double)dim;
+        for (int64_t i = 0; i < dim; i++)
+            var += ((double)xr[i] - mean) * ((double)xr[i] - mean);
+        var /= (double)dim; /* biased, as torch */
+        double inv = 1.0 / sqrt(var + (double)eps);
+        for (int64_t i = 0; i < dim; i++)
+            yr[i] = (float)(((double)xr[i] - mean) * inv) * gamma[i] + beta[i];
+    }
+}
+
+static void cpu_softmax(const mtla_ops *ops, float *x, int64_t rows, int64_t cols, int64_t ld)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+        float max = -INFINITY;
+        for (int64_t i = 0; i < cols; i++)
+            max = xr[i] > max ? xr[i] : max;
+        double sum = 0.0;
+        for (int64_t i = 0; i < cols; i++)
+            sum += exp((double)xr[i] - max);
+        for (int64_t i = 0; i < cols; i++)
+            xr[i] = (float)(exp((double)xr[i] - max) / sum);
+    }
+}
+
+static void cpu_log_softmax(const mtla_ops *ops, float *x, int64_t rows, int64_t cols)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * cols;
+        float max = -INFINITY;
+        for (int64_t i = 0; i < cols; i++)
+            max = xr[i] > max ? xr[i] : max;
+        double sum = 0.0;
+        for (int64_t i = 0; i < cols; i++)
+            sum += exp((double)xr[i] - max);
+        double log_sum = (double)max + log(sum);
+        for (int64_t i = 0; i < cols; i++)
+            xr[i] = (float)((double)xr[i] - log_sum);
+    }
+}
+
+static float sigmoid(float x)
+{
+    return (float)(1.0 / (1.0 + exp(-(double)x)));
+}
+
+static void cpu_glu(const mtla_ops *ops, const float *x, int64_t rows, int64_t half, float *y)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < half; c++)
+            y[r * half + c] = x[r * 2 * half + c] * sigmoid(x[r * 2 * half + half + c]);
+}
+
+static void cpu_relu(const mtla_ops *ops, float *x, size_t count)
+{
+    (void)ops;
+    for (size_t i = 0; i < count; i++)
+        x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+static void cpu_silu(const mtla_ops *ops, float *x, size_t count)
+{
+    (void)ops;
+    for (size_t i = 0; i < count; i++)
+        x[i] = x[i] * sigmoid(x[i]);
+}
+
+static void cpu_scale(const mtla_ops *ops, float *x, float alpha, size_t count)
+{
+    (void)ops;
+    for (size_t i = 0; i < count; i++)
+        x[i] *= alpha;
+}
+
+static void cpu_axpy(const mtla_ops *ops, float alpha, const float *x, float *y, size_t count)
+{
+    (void)ops;
+    for (size_t i = 0; i < count; i++)
+        y[i] += alpha * x[i];
+}
+
+/* conv1d as one matrix product: the input windows are laid out as rows of an
+ * (T_out x c_in*k) matrix in the weight's (c_in, k) order, then multiplied by w^T. */
+static void cpu_conv1d(const mtla_ops *ops, const float *x, int64_t t, int64_t c_in, const float *w,
+                       const float *bias, int64_t c_out, int64_t k, int64_t stride, int64_t pad,
+                       float *y)
+{
+    cpu_state *s = ops->state;
+    int64_t t_out = (t + 2 * pad - k) / stride + 1;
+    size_t need = (size_t)(t_out * c_in * k);
+    if (need > s->im2col_count) {
+        free(s->im2col);
+        s->im2col = malloc(need * sizeof(float));
+        s->im2col_count = s->im2col ? need : 0;
+        if (!s->im2col) {
+            /* Out of memory in an op that cannot fail: fall back to a direct loop. */
+            for (int64_t o = 0; o < t_out; o++)
+                for (int64_t co = 0; co < c_out; co++) {
+                    double acc = bias ? bias[co] : 0.0;
+                    for (int64_t ci = 0; ci < c_in; ci++)
+                        for (int64_t j = 0; j < k; j++) {
+                            int64_t ti = o * stride + j - pad;
+                            if (ti >= 0 && ti < t)
+                                acc += (double)w[(co * c_in + ci) * k + j] * x[ti * c_in + ci];
+                        }
+                    y[o * c_out + co] = (float)acc;
+                }
+            return;
+        }
+    }
+    float *cols = s->im2col;
+    for (int64_t o = 0; o < t_out; o++)
+        for (int64_t ci = 0; ci < c_in; ci++)
+            for (int64_t j = 0; j < k; j++) {
+                int64_t ti = o * stride + j - pad;
+                cols[(o * c_in + ci) * k + j] = ti >= 0 && ti < t ? x[ti * c_in + ci] : 0.0f;
+            }
+    cpu_linear(ops, cols, t_out, c_in * k, w, bias, c_out, y);
+}
+
+static void cpu_depthwise_conv1d(const mtla_ops *ops, const float *x, int64_t t, int64_t channels,
+                                 const float *w, int64_t k, int64_t pad, float *y)
+{
+    (void)ops;
+    for (int64_t o = 0; o < t; o++)
+        for (int64_t c = 0; c < channels; c++) {
+            double acc = 0.0;
+            for (int64_t j = 0; j < k; j++) {
+                int64_t ti = o + j - pad;
+                if (ti >= 0 && ti < t)
+                    acc += (double)w[c * k + j] * x[ti * channels + c];
+            }
+            y[o * channels + c] = (float)acc;
+        }
+}
+
+static void cpu_embed(const mtla_ops *ops, const float *table, int64_t dim, const int32_t *ids,
+                      int64_t n, float scale, float *y)
+{
+    (void)ops;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t d = 0; d < dim; d++)
+            y[i * dim + d] = scale * table[(int64_t)ids[i] * dim + d];
+}
+
+static void cpu_rope(const mtla_ops *ops, float *x, int64_t rows, int64_t ld, int64_t dim,
+                     const float *positions, float theta)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++) {
+        float *xr = x + r * ld;
+        for (int64_t i = 0; i < dim / 2; i++) {
+            /* float32 throughout, in torch's order: theta^(2i/dim), its inverse, pos * f. */
+            float freq = 1.0f / powf(theta, (float)(2 * i) / (float)dim);
+            float angle = positions[r] * freq;
+            float c = cosf(angle), s = sinf(angle);
+            float re = xr[2 * i], im = xr[2 * i + 1];
+            xr[2 * i] = re * c - im * s;
+            xr[2 * i + 1] = re * s + im * c;
+        }
+    }
+}
+
+static void cpu_transfer(const mtla_ops *ops, float *dst, const float *src, size_t count)
+{
+    cpu_copy(ops, dst, src, count);
+}
+
+mtla_ops *mtla_ops_cpu_create(int threads)
+{
+    mtla_ops *ops = calloc(1, sizeof *ops);
+    cpu_state *state = calloc(1, sizeof *state);
+    if (!ops || !state) {
+        free(ops);
+        free(state);
+        return NULL;
+    }
+    state->threads = threads;
+    if (threads > 0)
+        openblas_set_num_threads(threads);
+    ops->name = "cpu";
+    ops->state = state;
+    ops->alloc = cpu_alloc;
+    ops->free = cpu_free;
+    ops->upload = cpu_transfer;
+    ops->download = cpu_transfer;
+    ops->copy = cpu_copy;
+    ops->fill = cpu_fill;
+    ops->gemm = cpu_gemm;
+    ops->linear = cpu_linear;
+    ops->layer_norm = cpu_layer_norm;
+    ops->softmax = cpu_softmax;
+    ops->log_softmax = cpu_log_softmax;
+    ops->glu = cpu_glu;
+    ops->relu = cpu_relu;
+    ops->silu = cpu_silu;
+    ops->scale = cpu_scale;
+    ops->axpy = cpu_axpy;
+    ops->add_bias = cpu_add_bias;
+    ops->conv1d = cpu_conv1d;
+    ops->depthwise_conv1d = cpu_depthwise_conv1d;
+    ops->embed = cpu_embed;
+    ops->rope = cpu_rope;
+    return ops;
+}
+
+void mtla_ops_cpu_free(mtla_ops *ops)
+{
+    if (!ops)
+        return;
+    cpu_state *s = ops->state;
+    free(s->im2col);
+    free(s);
+    free(ops);
+}

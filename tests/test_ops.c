@@ -1,0 +1,206 @@
+/* The CPU ops against their torch definitions: hand-computed values, and naive loops written
+ * here from the definitions (independent of core/ops_cpu.c). The CUDA backend will be held to
+ * the same tests. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ops.h"
+#include "test_support.h"
+
+static mtla_ops *ops;
+
+static void setup(void)
+{
+    ops = mtla_ops_cpu_create(1);
+    cr_assert(ops);
+}
+
+static void teardown(void)
+{
+    mtla_ops_cpu_free(ops);
+}
+
+TestSuite(ops, .init = setup, .fini = teardown);
+
+static float *random_values(size_t n, unsigned seed)
+{
+    float *x = ops->alloc(ops, n);
+    cr_assert(x);
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        x[i] = ((float)((seed >> 8) & 0xFFFF) / 32768.0f - 1.0f);
+    }
+    return x;
+}
+
+Test(ops, linear_is_x_times_w_transposed_plus_bias)
+{
+    const float x[] = {1, 2, 3, 4, 5, 6};           /* 2 x 3 */
+    const float w[] = {1, 0, -1, 0.5f, 0.5f, 0.5f}; /* 2 x 3 */
+    const float b[] = {10, 20};
+    float y[4];
+    ops->linear(ops, x, 2, 3, w, b, 2, y);
+    cr_expect_float_eq(y[0], 1 - 3 + 10, 1e-6);
+    cr_expect_float_eq(y[1], 3 + 20, 1e-6);
+    cr_expect_float_eq(y[2], 4 - 6 + 10, 1e-6);
+    cr_expect_float_eq(y[3], 7.5f + 20, 1e-6);
+    ops->linear(ops, x, 2, 3, w, NULL, 2, y);
+    cr_expect_float_eq(y[1], 3, 1e-6);
+}
+
+Test(ops, gemm_transposes_and_accumulates)
+{
+    const float a[] = {1, 2, 3, 4}; /* 2 x 2 */
+    const float b[] = {5, 6, 7, 8};
+    float c[] = {1, 1, 1, 1};
+    /* C = 2 A^T B + C: A^T = [[1,3],[2,4]], A^T B = [[26,30],[38,44]] */
+    ops->gemm(ops, 1, 0, 2, 2, 2, 2.0f, a, 2, b, 2, 1.0f, c, 2);
+    cr_expect_float_eq(c[0], 53, 1e-5);
+    cr_expect_float_eq(c[1], 61, 1e-5);
+    cr_expect_float_eq(c[2], 77, 1e-5);
+    cr_expect_float_eq(c[3], 89, 1e-5);
+}
+
+Test(ops, layer_norm_uses_biased_variance)
+{
+    const float x[] = {1, 2, 3, 4};
+    const float gamma[] = {1, 1, 2, 2}, beta[] = {0, 0, 0, 1};
+    float y[4];
+    ops->layer_norm(ops, x, 1, 4, gamma, beta, 0.0f, y);
+    /* mean 2.5, biased variance 1.25 */
+    double s = sqrt(1.25);
+    cr_expect_float_eq(y[0], -1.5 / s, 1e-6);
+    cr_expect_float_eq(y[1], -0.5 / s, 1e-6);
+    cr_expect_float_eq(y[2], 2 * 0.5 / s, 1e-6);
+    cr_expect_float_eq(y[3], 2 * 1.5 / s + 1, 1e-6);
+}
+
+Test(ops, softmax_and_log_softmax)
+{
+    float x[] = {0, 1, 2, 99, 1000, 1000, 1000, 99};
+    ops->softmax(ops, x, 2, 3, 4); /* row stride 4: the 99s are untouched */
+    double z = 1 + exp(1) + exp(2);
+    cr_expect_float_eq(x[0], 1 / z, 1e-6);
+    cr_expect_float_eq(x[2], exp(2) / z, 1e-6);
+    cr_expect_float_eq(x[3], 99, 0);
+    cr_expect_float_eq(x[4], 1.0f / 3, 1e-6); /* large values do not overflow */
+    float l[] = {0, 1, 2};
+    ops->log_softmax(ops, l, 1, 3);
+    cr_expect_float_eq(l[1], 1 - log(z), 1e-6);
+}
+
+Test(ops, glu_relu_silu)
+{
+    const float x[] = {1, -2, 0, 3}; /* one row: a = (1, -2), gate = (0, 3) */
+    float y[2];
+    ops->glu(ops, x, 1, 2, y);
+    cr_expect_float_eq(y[0], 0.5f, 1e-6);
+    cr_expect_float_eq(y[1], -2 / (1 + exp(-3)), 1e-6);
+    float r[] = {-1, 0, 2};
+    ops->relu(ops, r, 3);
+    cr_expect(r[0] == 0 && r[1] == 0 && r[2] == 2);
+    float s[] = {-1, 2};
+    ops->silu(ops, s, 2);
+    cr_expect_float_eq(s[0], -1 / (1 + exp(1)), 1e-6);
+    cr_expect_float_eq(s[1], 2 / (1 + exp(-2)), 1e-6);
+}
+
+/* torch.nn.functional.conv1d, directly from its definition, time-major layout. */
+static void naive_conv1d(const float *x, int64_t t, int64_t c_in, const float *w, const float *bias,
+                         int64_t c_out, int64_t k, int64_t stride, int64_t pad, float *y)
+{
+    int64_t t_out = (t + 2 * pad - k) / stride + 1;
+    for (int64_t o = 0; o < t_out; o++)
+        for (int64_t co = 0; co < c_out; co++) {
+            double acc = bias ? bias[co] : 0;
+            for (int64_t ci = 0; ci < c_in; ci++)
+                for (int64_t j = 0; j < k; j++) {
+                    int64_t ti = o * stride - pad + j;
+                    if (ti >= 0 && ti < t)
+                        acc += (double)w[(co * c_in + ci) * k + j] * x[ti * c_in + ci];
+                }
+            y[o * c_out + co] = (float)acc;
+        }
+}
+
+Test(ops, conv1d_matches_its_definition)
+{
+    /* The subsampler's shape: kernel 5, stride 2, padding 2; odd and even lengths. */
+    for (int64_t t = 9; t <= 10; t++) {
+        const int64_t c_in = 6, c_out = 4, k = 5, stride = 2, pad = 2;
+        int64_t t_out = (t + 2 * pad - k) / stride + 1;
+        float *x = random_values((size_t)(t * c_in), 1);
+        float *w = random_values((size_t)(c_out * c_in * k), 2);
+        float *b = random_values((size_t)c_out, 3);
+        float *y = ops->alloc(ops, (size_t)(t_out * c_out));
+        float *want = malloc((size_t)(t_out * c_out) * sizeof(float));
+        ops->conv1d(ops, x, t, c_in, w, b, c_out, k, stride, pad, y);
+        naive_conv1d(x, t, c_in, w, b, c_out, k, stride, pad, want);
+        cr_expect_eq(t_out, (t - 1) / 2 + 1, "length rule floor((L-1)/2)+1");
+        cr_expect_leq(max_abs_diff(y, want, (size_t)(t_out * c_out)), 1e-5);
+        ops->free(ops, x), ops->free(ops, w), ops->free(ops, b), ops->free(ops, y);
+        free(want);
+    }
+}
+
+Test(ops, depthwise_conv1d_keeps_length)
+{
+    const int64_t t = 12, c = 3, k = 5, pad = 2;
+    float *x = random_values((size_t)(t * c), 4);
+    float *w = random_values((size_t)(c * k), 5);
+    float *y = ops->alloc(ops, (size_t)(t * c));
+    ops->depthwise_conv1d(ops, x, t, c, w, k, pad, y);
+    for (int64_t o = 0; o < t; o++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            double acc = 0;
+            for (int64_t j = 0; j < k; j++) {
+                int64_t ti = o - pad + j;
+                if (ti >= 0 && ti < t)
+                    acc += (double)w[ch * k + j] * x[ti * c + ch];
+            }
+            cr_expect_float_eq(y[o * c + ch], acc, 1e-5, "t %ld c %ld", (long)o, (long)ch);
+        }
+    ops->free(ops, x), ops->free(ops, w), ops->free(ops, y);
+}
+
+Test(ops, embed_scales_rows)
+{
+    const float table[] = {0, 0, 1, 2, 3, 4};
+    const int32_t ids[] = {2, 1};
+    float y[4];
+    ops->embed(ops, table, 2, ids, 2, 0.5f, y);
+    cr_expect(y[0] == 1.5f && y[1] == 2.0f && y[2] == 0.5f && y[3] == 1.0f);
+}
+
+Test(ops, rope_rotates_interleaved_pairs)
+{
+    /* dim 4: pair 0 at frequency 1, pair 1 at theta^(-1/2) = 0.01 for theta 10000. */
+    float x[] = {1, 0, 0, 1, 9, 1, 0, 0, 1, 9};
+    const float positions[] = {2.0f, 0.0f};
+    ops->rope(ops, x, 2, 5, 4, positions, 10000.0f);
+    cr_expect_float_eq(x[0], cosf(2), 1e-6);
+    cr_expect_float_eq(x[1], sinf(2), 1e-6);
+    cr_expect_float_eq(x[2], -sinf(0.02f), 1e-6);
+    cr_expect_float_eq(x[3], cosf(0.02f), 1e-6);
+    cr_expect_float_eq(x[4], 9, 0); /* beyond dim: untouched */
+    cr_expect_float_eq(x[5], 1, 0); /* position 0: unchanged */
+    cr_expect_float_eq(x[8], 1, 0);
+}
+
+Test(ops, elementwise_helpers)
+{
+    float y[] = {1, 2, 3, 4};
+    const float x[] = {1, 1, 1, 1}, bias[] = {10, 20};
+    ops->axpy(ops, 2.0f, x, y, 4);
+    ops->scale(ops, y, 0.5f, 4);
+    ops->add_bias(ops, y, bias, 2, 2);
+    cr_expect(y[0] == 11.5f && y[1] == 22.0f && y[2] == 12.5f && y[3] == 23.0f);
+    float *buf = ops->alloc(ops, 4);
+    ops->fill(ops, buf, 7.0f, 4);
+    float host[4];
+    ops->download(ops, host, buf, 4);
+    cr_expect(host[0] == 7.0f && host[3] == 7.0f);
+    ops->free(ops, buf);
+}

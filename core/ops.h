@@ -18,6 +18,23 @@
 
 typedef struct mtla_ops mtla_ops;
 
+/* Largest dv decode_attention accepts (the model loader refuses bigger heads / latent ranks). */
+#define MTLA_OPS_MAX_HEAD_DIM 4096
+
+/* Keys and values for decode_attention: `n` rows per kv head. Row j of kv head g for query
+ * batch entry b starts at k + b * batch_stride + g * head_stride + j * row_stride (same for v).
+ * batch_stride 0 means one block shared by every batch entry (the speech prompt's keys); v may
+ * point into k's rows (MLA/MTLA: the value is the first r floats of the key [slot | rope key]).
+ */
+typedef struct mtla_kv_block {
+    const float *k;
+    const float *v;
+    int64_t n;
+    int64_t row_stride;
+    int64_t head_stride;
+    int64_t batch_stride;
+} mtla_kv_block;
+
 struct mtla_ops {
     const char *name; /* "cpu", "cuda" */
     void *state;      /* the backend's own (thread count, cuBLAS handle, stream, ...) */
@@ -69,6 +86,36 @@ struct mtla_ops {
     /* Depthwise: y[t, c] = sum_j w[c, 0, j] x[t + j - pad, c] (groups = channels, no bias). */
     void (*depthwise_conv1d)(const mtla_ops *ops, const float *x, int64_t t, int64_t channels,
                              const float *w, int64_t k, int64_t pad, float *y);
+
+    /* ---- strided rows and small reductions (decoder caches) */
+    /* dst[r * ld_dst + c] = src[r * ld_src + c] (or += when accumulate), rows x cols. */
+    void (*copy2d)(const mtla_ops *ops, float *dst, int64_t ld_dst, const float *src,
+                   int64_t ld_src, int64_t rows, int64_t cols, int accumulate);
+    /* dst[b * ld_dst + c] = src[index[b] * ld_src + c] for b < rows, c < cols (index in host
+     * memory); dst and src do not overlap. Beam reordering. */
+    void (*gather_rows)(const mtla_ops *ops, float *dst, int64_t ld_dst, const float *src,
+                        int64_t ld_src, const int32_t *index, int64_t rows, int64_t cols);
+    /* out[r] = sigmoid(sum_c a[r * lda + c] * b[r * ldb + c]) for rows x dim; ldb may be 0
+     * (one b for every row). The MTLA hyper-network weight (SPEC.md 5). */
+    void (*row_dot_sigmoid)(const mtla_ops *ops, const float *a, int64_t lda, const float *b,
+                            int64_t ldb, int64_t rows, int64_t dim, float *out);
+    /* x[r * ld + c] *= w[r], rows x cols. In place. */
+    void (*scale_rows)(const mtla_ops *ops, float *x, int64_t rows, int64_t cols, int64_t ld,
+                       const float *w);
+
+    /* ---- attention */
+    /* One query per batch entry and head over the keys of `nblocks` blocks, in order:
+     * o[b, h, :dv] = sum_j p_j v_j with p = softmax_j(scale * q[b, h, :dk] . k_j), kv head
+     * g = h / (heads / kv_heads). q is [batch, heads, dk], o is [batch, heads, dv], contiguous.
+     * Blocks with n = 0 are skipped; at least one key in all; dv <= MTLA_OPS_MAX_HEAD_DIM. */
+    void (*decode_attention)(const mtla_ops *ops, int64_t batch, int64_t heads, int64_t kv_heads,
+                             int64_t dk, int64_t dv, float scale, const float *q,
+                             const mtla_kv_block *blocks, int nblocks, float *o);
+    /* scores[i * t + j] += bd[i * ld_bd + (t - 1 - i + j)] for i, j < t: the relative-position
+     * term of ESPnet rel_pos attention, bd holding relative positions t-1 .. -(t-1) per row
+     * (docs/architecture.md 2.4, "rel_shift"). */
+    void (*rel_shift_add)(const mtla_ops *ops, float *scores, int64_t t, const float *bd,
+                          int64_t ld_bd);
 
     /* ---- lookups and positions */
     /* y[i, :] = scale * table[ids[i], :] for n ids (ids in host memory). */

@@ -4,6 +4,7 @@
  * accumulate in double so that results do not depend on vector width. */
 #include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +247,108 @@ static void cpu_rope(const mtla_ops *ops, float *x, int64_t rows, int64_t ld, in
     }
 }
 
+static void cpu_copy2d(const mtla_ops *ops, float *dst, int64_t ld_dst, const float *src,
+                       int64_t ld_src, int64_t rows, int64_t cols, int accumulate)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++) {
+        float *d = dst + r * ld_dst;
+        const float *x = src + r * ld_src;
+        if (accumulate)
+            for (int64_t c = 0; c < cols; c++)
+                d[c] += x[c];
+        else
+            memmove(d, x, (size_t)cols * sizeof(float));
+    }
+}
+
+static void cpu_gather_rows(const mtla_ops *ops, float *dst, int64_t ld_dst, const float *src,
+                            int64_t ld_src, const int32_t *index, int64_t rows, int64_t cols)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++)
+        memcpy(dst + r * ld_dst, src + (int64_t)index[r] * ld_src, (size_t)cols * sizeof(float));
+}
+
+static void cpu_row_dot_sigmoid(const mtla_ops *ops, const float *a, int64_t lda, const float *b,
+                                int64_t ldb, int64_t rows, int64_t dim, float *out)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++) {
+        double dot = 0.0;
+        for (int64_t c = 0; c < dim; c++)
+            dot += (double)a[r * lda + c] * b[r * ldb + c];
+        out[r] = sigmoid((float)dot);
+    }
+}
+
+static void cpu_scale_rows(const mtla_ops *ops, float *x, int64_t rows, int64_t cols, int64_t ld,
+                           const float *w)
+{
+    (void)ops;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            x[r * ld + c] *= w[r];
+}
+
+/* One (batch entry, head) pair at a time, online softmax over the blocks' keys (running maximum
+ * and rescaled sums, in double): no scratch proportional to the number of keys. */
+static void cpu_decode_attention(const mtla_ops *ops, int64_t batch, int64_t heads,
+                                 int64_t kv_heads, int64_t dk, int64_t dv, float scale,
+                                 const float *q, const mtla_kv_block *blocks, int nblocks,
+                                 float *o)
+{
+    cpu_state *s = ops->state;
+    int64_t group = heads / kv_heads;
+    int threads = s->threads > 0 ? s->threads : omp_get_max_threads();
+#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (batch * heads > 1)
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t h = 0; h < heads; h++) {
+            const float *qh = q + (b * heads + h) * dk;
+            float *oh = o + (b * heads + h) * dv;
+            double acc[MTLA_OPS_MAX_HEAD_DIM];
+            double max = -INFINITY, sum = 0.0;
+            for (int64_t e = 0; e < dv; e++)
+                acc[e] = 0.0;
+            int64_t g = h / group;
+            for (int i = 0; i < nblocks; i++) {
+                const mtla_kv_block *blk = &blocks[i];
+                const float *kb = blk->k + b * blk->batch_stride + g * blk->head_stride;
+                const float *vb = blk->v + b * blk->batch_stride + g * blk->head_stride;
+                for (int64_t j = 0; j < blk->n; j++) {
+                    const float *kj = kb + j * blk->row_stride;
+                    const float *vj = vb + j * blk->row_stride;
+                    float dot = 0.0f;
+                    for (int64_t e = 0; e < dk; e++)
+                        dot += qh[e] * kj[e];
+                    double score = (double)(dot * scale);
+                    if (score > max) {
+                        double shrink = exp(max - score);
+                        sum *= shrink;
+                        for (int64_t e = 0; e < dv; e++)
+                            acc[e] *= shrink;
+                        max = score;
+                    }
+                    double p = exp(score - max);
+                    sum += p;
+                    for (int64_t e = 0; e < dv; e++)
+                        acc[e] += p * vj[e];
+                }
+            }
+            for (int64_t e = 0; e < dv; e++)
+                oh[e] = (float)(acc[e] / sum);
+        }
+}
+
+static void cpu_rel_shift_add(const mtla_ops *ops, float *scores, int64_t t, const float *bd,
+                              int64_t ld_bd)
+{
+    (void)ops;
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t j = 0; j < t; j++)
+            scores[i * t + j] += bd[i * ld_bd + (t - 1 - i + j)];
+}
+
 static void cpu_transfer(const mtla_ops *ops, float *dst, const float *src, size_t count)
 {
     cpu_copy(ops, dst, src, count);
@@ -284,6 +387,12 @@ mtla_ops *mtla_ops_cpu_create(int threads)
     ops->add_bias = cpu_add_bias;
     ops->conv1d = cpu_conv1d;
     ops->depthwise_conv1d = cpu_depthwise_conv1d;
+    ops->copy2d = cpu_copy2d;
+    ops->gather_rows = cpu_gather_rows;
+    ops->row_dot_sigmoid = cpu_row_dot_sigmoid;
+    ops->scale_rows = cpu_scale_rows;
+    ops->decode_attention = cpu_decode_attention;
+    ops->rel_shift_add = cpu_rel_shift_add;
     ops->embed = cpu_embed;
     ops->rope = cpu_rope;
     return ops;

@@ -1,0 +1,242 @@
+/* The decoder and the beam search against the PyTorch oracle (tools/reference, fixtures by
+ * tools/golden/make_golden.py): for every golden model, starting from the oracle's own speech
+ * prompt, the log-probabilities of forced decoding (incremental caches) within 1e-4, and the
+ * beam results for beam 1, 5 and 50 token for token, scores within 1e-4. */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/model_dir.h"
+#include "core/ops.h"
+#include "core/weights.h"
+#include "decoder/beam.h"
+#include "decoder/decoder.h"
+#include "test_support.h"
+
+#define TOLERANCE 1e-4
+
+typedef struct golden {
+    mtla_model_dir *dir;
+    mtla_ops *ops;
+    mtla_weights *weights;
+    mtla_decoder *decoder;
+    mtla_decoder_state *state;
+    npy_array prompt;
+    cJSON *meta, *beam;
+} golden;
+
+static cJSON *load_json(const char *model, const char *file)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/golden/models/%s/fixtures/%s", model, file);
+    size_t size;
+    unsigned char *text = read_file(fixture(rel), &size);
+    cJSON *json = cJSON_ParseWithLength((const char *)text, size);
+    free(text);
+    cr_assert(json, "%s: not JSON", rel);
+    return json;
+}
+
+static golden golden_open(const char *model)
+{
+    golden g = {0};
+    char rel[256];
+    mtla_error err = {0};
+    snprintf(rel, sizeof rel, "tests/golden/models/%s", model);
+    cr_assert_eq(mtla_model_dir_open(fixture(rel), &g.dir, &err), MTLA_OK, "%s: %s", model,
+                 err.message);
+    g.ops = mtla_ops_cpu_create(1);
+    cr_assert(g.ops);
+    cr_assert_eq(mtla_weights_create(g.ops, g.dir, &g.weights, &err), MTLA_OK);
+    cr_assert_eq(mtla_decoder_create(g.ops, g.weights, &g.dir->config, &g.decoder, &err),
+                 MTLA_OK, "%s", err.message);
+    cr_assert_eq(mtla_decoder_state_create(g.decoder, &g.state, &err), MTLA_OK);
+    snprintf(rel, sizeof rel, "tests/golden/models/%s/fixtures/prompt.npy", model);
+    g.prompt = npy_load(fixture(rel));
+    cr_assert_eq(g.prompt.cols, (size_t)g.dir->config.decoder.d_model);
+    g.meta = load_json(model, "meta.json");
+    g.beam = load_json(model, "beam.json");
+    return g;
+}
+
+static void golden_close(golden *g)
+{
+    mtla_decoder_state_free(g->state);
+    mtla_decoder_free(g->decoder);
+    mtla_weights_free(g->weights);
+    mtla_ops_cpu_free(g->ops);
+    mtla_model_dir_close(g->dir);
+    npy_free(&g->prompt);
+    cJSON_Delete(g->meta);
+    cJSON_Delete(g->beam);
+}
+
+/* Row j = log-probs after decoder inputs 0..j, from one hypothesis's incremental path. */
+static void check_forced(const char *model)
+{
+    golden g = golden_open(model);
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/golden/models/%s/fixtures/steplogprobs.npy", model);
+    npy_array want = npy_load(fixture(rel));
+    cJSON *inputs = cJSON_GetObjectItem(g.meta, "decoder_inputs");
+    int n = cJSON_GetArraySize(inputs);
+    int32_t V = g.dir->config.vocab.size;
+    cr_assert_eq(want.rows, (size_t)n);
+    cr_assert_eq(want.cols, (size_t)V);
+    cr_assert_eq((int)cJSON_GetArrayItem(inputs, 0)->valuedouble, g.dir->config.vocab.eos);
+
+    float *lp = malloc((size_t)V * sizeof *lp);
+    mtla_error err = {0};
+    cr_assert_eq(mtla_decoder_start(g.state, g.prompt.data, (int64_t)g.prompt.rows, 1, n, lp,
+                                    &err),
+                 MTLA_OK, "%s", err.message);
+    double worst = max_abs_diff(lp, want.data, (size_t)V);
+    for (int j = 1; j < n; j++) {
+        int32_t token = (int32_t)cJSON_GetArrayItem(inputs, j)->valuedouble;
+        cr_assert_eq(mtla_decoder_step(g.state, &token, lp, &err), MTLA_OK, "%s", err.message);
+        double d = max_abs_diff(lp, want.data + (size_t)j * V, (size_t)V);
+        cr_expect_leq(d, TOLERANCE, "%s: step %d log-probs differ by %g", model, j, d);
+        worst = d > worst ? d : worst;
+    }
+    cr_log_info("%s forced decoding: max |ours - oracle| = %.2e", model, worst);
+    free(lp);
+    npy_free(&want);
+    golden_close(&g);
+}
+
+static void check_tokens(const char *what, cJSON *want, const int32_t *tokens, int32_t length)
+{
+    cr_assert_eq(cJSON_GetArraySize(want), length, "%s: %d tokens, oracle has %d", what,
+                 (int)length, cJSON_GetArraySize(want));
+    for (int32_t i = 0; i < length; i++)
+        cr_assert_eq(tokens[i], (int32_t)cJSON_GetArrayItem(want, i)->valuedouble,
+                     "%s: token %d is %d, oracle has %d", what, (int)i, (int)tokens[i],
+                     (int)cJSON_GetArrayItem(want, i)->valuedouble);
+}
+
+static void check_beam(const char *model, int beam)
+{
+    golden g = golden_open(model);
+    char key[16];
+    snprintf(key, sizeof key, "%d", beam);
+    cJSON *want = cJSON_GetObjectItem(cJSON_GetObjectItem(g.beam, "beams"), key);
+    cr_assert(want, "%s: beam.json has no beam %d", model, beam);
+    mtla_beam_params p = {
+        .beam = beam,
+        .max_len = (int32_t)cJSON_GetObjectItem(g.beam, "max_len")->valuedouble,
+        .min_len = (int32_t)cJSON_GetObjectItem(g.beam, "min_len")->valuedouble,
+        .lenpen = (float)cJSON_GetObjectItem(g.beam, "lenpen")->valuedouble,
+    };
+    int64_t frames = (int64_t)cJSON_GetObjectItem(g.beam, "n_frames")->valuedouble;
+    const mtla_model_config *c = &g.dir->config;
+    cr_assert_eq(mtla_beam_max_len(c->generation.max_len_a, c->generation.max_len_b, frames),
+                 p.max_len, "%s: max_len from the config and the frame count", model);
+
+    mtla_beam_result res;
+    mtla_error err = {0};
+    cr_assert_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res,
+                                  &err),
+                 MTLA_OK, "%s", err.message);
+    cJSON *finalized = cJSON_GetObjectItem(want, "finalized");
+    cr_assert_eq(res.count, cJSON_GetArraySize(finalized), "%s beam %d: %d finalised, oracle %d",
+                 model, beam, (int)res.count, cJSON_GetArraySize(finalized));
+    char what[96];
+    snprintf(what, sizeof what, "%s beam %d best", model, beam);
+    check_tokens(what, cJSON_GetObjectItem(want, "tokens"), res.hyps[0].tokens,
+                 res.hyps[0].length);
+    double score = cJSON_GetObjectItem(want, "score")->valuedouble;
+    cr_expect_leq(fabs(res.hyps[0].score - score), TOLERANCE, "%s: score %.6f, oracle %.6f", what,
+                  res.hyps[0].score, score);
+    for (int32_t i = 0; i < res.count; i++) {
+        cJSON *h = cJSON_GetArrayItem(finalized, i);
+        snprintf(what, sizeof what, "%s beam %d finalised #%d", model, beam, (int)i);
+        check_tokens(what, cJSON_GetObjectItem(h, "tokens"), res.hyps[i].tokens,
+                     res.hyps[i].length);
+        double s = cJSON_GetObjectItem(h, "score")->valuedouble;
+        cr_expect_leq(fabs(res.hyps[i].score - s), TOLERANCE, "%s: score %.6f, oracle %.6f",
+                      what, res.hyps[i].score, s);
+    }
+    cr_log_info("%s beam %d: %d tokens, score %.5f (oracle %.5f), %d steps", model, beam,
+                (int)res.hyps[0].length, res.hyps[0].score, score, (int)res.steps);
+    mtla_beam_result_free(&res);
+    golden_close(&g);
+}
+
+#define GOLDEN_MODEL(name)                                                                     \
+    Test(decoder, name##_forced_log_probs) { check_forced(#name); }                            \
+    Test(beam, name##_beam_1) { check_beam(#name, 1); }                                        \
+    Test(beam, name##_beam_5) { check_beam(#name, 5); }                                        \
+    Test(beam, name##_beam_50) { check_beam(#name, 50); }
+
+GOLDEN_MODEL(transformer_mtla_s2)
+GOLDEN_MODEL(transformer_mtla_s2_even)
+GOLDEN_MODEL(conformer_relpos_mtla_s3)
+GOLDEN_MODEL(transformer_mtla_s1)
+GOLDEN_MODEL(transformer_mla)
+GOLDEN_MODEL(transformer_mha)
+GOLDEN_MODEL(conformer_abs_gqa)
+
+/* The decoder's own invariants, independent of fixtures. */
+Test(decoder, mtla_shares_complete_prompt_chunks_and_reorders_only_own_slots)
+{
+    golden g = golden_open("transformer_mtla_s2");
+    int32_t V = g.dir->config.vocab.size;
+    float *lp = malloc((size_t)(4 * V) * sizeof *lp);
+    mtla_error err = {0};
+    int64_t S = (int64_t)g.prompt.rows;
+    cr_assert_eq(mtla_decoder_start(g.state, g.prompt.data, S, 4, 10, lp, &err), MTLA_OK);
+    int64_t shared, own;
+    mtla_decoder_cache_bytes(g.state, &shared, &own);
+    const mtla_attention_config *a = &g.dir->config.decoder.attention;
+    int64_t slot = (int64_t)(a->kv_lora_rank + a->qk_rope_head_dim) * 4 *
+                   g.dir->config.decoder.layers;
+    cr_expect_eq(shared, (S / 2) * slot, "shared: floor(S/s) slots per layer");
+    cr_expect_eq(own, slot, "own: one slot (the start token's chunk) per layer");
+
+    /* Different tokens per hypothesis, then a permutation: each row must follow its cache. */
+    int32_t tokens[4] = {5, 6, 7, 8};
+    cr_assert_eq(mtla_decoder_step(g.state, tokens, lp, &err), MTLA_OK);
+    float *before = malloc((size_t)(4 * V) * sizeof *before);
+    int32_t next[4] = {9, 9, 9, 9};
+    cr_assert_eq(mtla_decoder_step(g.state, next, before, &err), MTLA_OK);
+
+    mtla_decoder_state *again;
+    cr_assert_eq(mtla_decoder_state_create(g.decoder, &again, &err), MTLA_OK);
+    cr_assert_eq(mtla_decoder_start(again, g.prompt.data, S, 4, 10, lp, &err), MTLA_OK);
+    cr_assert_eq(mtla_decoder_step(again, tokens, lp, &err), MTLA_OK);
+    int32_t perm[4] = {3, 1, 0, 0};
+    mtla_decoder_reorder(again, perm);
+    float *after = malloc((size_t)(4 * V) * sizeof *after);
+    cr_assert_eq(mtla_decoder_step(again, next, after, &err), MTLA_OK);
+    for (int b = 0; b < 4; b++)
+        cr_expect_leq(max_abs_diff(after + (size_t)b * V, before + (size_t)perm[b] * V,
+                                   (size_t)V),
+                      1e-6, "hypothesis %d after reorder", b);
+    mtla_decoder_state_free(again);
+    free(before);
+    free(after);
+    free(lp);
+    golden_close(&g);
+}
+
+Test(decoder, stepping_past_the_reserved_length_is_an_error)
+{
+    golden g = golden_open("transformer_mha");
+    int32_t V = g.dir->config.vocab.size;
+    float *lp = malloc((size_t)V * sizeof *lp);
+    mtla_error err = {0};
+    cr_assert_eq(mtla_decoder_start(g.state, g.prompt.data, (int64_t)g.prompt.rows, 1, 1, lp,
+                                    &err),
+                 MTLA_OK);
+    int32_t token = 5;
+    cr_assert_eq(mtla_decoder_step(g.state, &token, lp, &err), MTLA_OK);
+    cr_expect_neq(mtla_decoder_step(g.state, &token, lp, &err), MTLA_OK);
+    cr_expect(strstr(err.message, "reserved"), "%s", err.message);
+    token = V;
+    cr_expect_neq(mtla_decoder_step(g.state, &token, lp, &err), MTLA_OK);
+    free(lp);
+    golden_close(&g);
+}

@@ -62,5 +62,10 @@ mtla_audio *cli_open_audio(const char *input, const cli_input_options *o, int32_
 
 int cmd_features(int argc, char **argv);
 int cmd_segments(int argc, char **argv);
+int cmd_translate(int argc, char **argv);
+/* The translation options (mtla-st --help starts with them). */
+void translate_usage(FILE *out);
+/* The whole --help text. */
+void usage_all(FILE *out);
 
 #endif

@@ -4,26 +4,21 @@
 
 #include "cli.h"
 
-static void usage(FILE *out)
+void usage_all(FILE *out)
 {
+    translate_usage(out);
     fprintf(out,
-            "Usage: mtla-st COMMAND [OPTIONS] INPUT\n"
             "\n"
-            "Speech translation with Multi-head Temporal Latent Attention.\n"
-            "\n"
-            "Commands:\n"
-            "  features   write the model's input features (Kaldi fbank) as a .npy file\n"
-            "  segments   print the speech segments a voice activity detector finds\n"
-            "\n"
-            "Options:\n"
-            "  -h, --help      show this help ('mtla-st COMMAND --help' for a command's)\n"
-            "  -V, --version   show version and build information\n"
+            "Other commands (mtla-st COMMAND --help for their options):\n"
+            "  mtla-st features INPUT -o OUT.npy   write the model's input features (Kaldi fbank)\n"
+            "  mtla-st segments INPUT              print the speech segments the VAD finds\n"
+            "  mtla-st --version                   version and build information\n"
             "\n"
             "INPUT is any audio file libsndfile reads (WAV, FLAC, Ogg/Vorbis, Opus, MP3, ...) at\n"
             "any rate and channel count, or '-' for standard input (raw PCM or a WAV stream).\n"
             "\n"
-            "Exit status: 0 success, 1 an input could not be processed, 2 bad command line,\n"
-            "3 results could not be written.\n");
+            "Exit status: 0 success, 1 an input could not be processed, 2 bad command line or\n"
+            "model, 3 results could not be written.\n");
 }
 
 static void version(void)
@@ -36,7 +31,7 @@ static void version(void)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        usage(stderr);
+        usage_all(stderr);
         return EXIT_USAGE;
     }
     const char *command = argv[1];
@@ -45,15 +40,12 @@ int main(int argc, char **argv)
     if (strcmp(command, "segments") == 0)
         return cmd_segments(argc - 1, argv + 1);
     if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) {
-        usage(stdout);
+        usage_all(stdout);
         return EXIT_OK;
     }
     if (strcmp(command, "-V") == 0 || strcmp(command, "--version") == 0) {
         version();
         return EXIT_OK;
     }
-    cli_error("unknown command '%s'; translation of audio arrives with the inference engine "
-              "(see README.md). Try 'mtla-st --help'.",
-              command);
-    return EXIT_USAGE;
+    return cmd_translate(argc, argv);
 }

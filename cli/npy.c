@@ -94,3 +94,50 @@ int npy_write_f32(const char *path, const float *data, size_t rows, size_t cols,
     free(tmp);
     return 0;
 }
+
+int npy_read_f32(const char *path, float **data, size_t *rows, size_t *cols, char *message,
+                 size_t message_size)
+{
+    *data = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(message, message_size, "cannot open '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    unsigned char head[10];
+    char dict[4096];
+    int ok = fread(head, 1, 10, f) == 10 && memcmp(head, "\x93NUMPY", 6) == 0 && head[6] == 1;
+    size_t len = ok ? (size_t)head[8] | (size_t)head[9] << 8 : 0;
+    ok = ok && len < sizeof dict && fread(dict, 1, len, f) == len;
+    if (!ok) {
+        snprintf(message, message_size, "'%s' is not a NumPy .npy file (version 1.0)", path);
+        fclose(f);
+        return -1;
+    }
+    dict[len] = '\0';
+    unsigned long long r = 0, c = 0;
+    const char *shape = strstr(dict, "'shape': (");
+    if (!strstr(dict, "'descr': '<f4'") || !strstr(dict, "'fortran_order': False") || !shape ||
+        sscanf(shape, "'shape': (%llu, %llu)", &r, &c) != 2 || c == 0 || c > 4096 ||
+        r > (1ull << 32)) {
+        snprintf(message, message_size,
+                 "'%s' must hold a 2-D little-endian float32 array in C order (frames, bins)",
+                 path);
+        fclose(f);
+        return -1;
+    }
+    size_t n = (size_t)r * (size_t)c;
+    float *buf = malloc((n ? n : 1) * sizeof *buf);
+    if (!buf || fread(buf, sizeof *buf, n, f) != n) {
+        snprintf(message, message_size, buf ? "'%s' is truncated" : "out of memory reading '%s'",
+                 path);
+        free(buf);
+        fclose(f);
+        return -1;
+    }
+    fclose(f);
+    *data = buf;
+    *rows = (size_t)r;
+    *cols = (size_t)c;
+    return 0;
+}

@@ -11,4 +11,9 @@
 int npy_write_f32(const char *path, const float *data, size_t rows, size_t cols, char *message,
                   size_t message_size);
 
+/* Reads a 2-D little-endian float32 C-order .npy file (what npy_write_f32 and NumPy write).
+ * *data is malloc'ed. Returns 0 on success; on failure fills `message` and returns -1. */
+int npy_read_f32(const char *path, float **data, size_t *rows, size_t *cols, char *message,
+                 size_t message_size);
+
 #endif

@@ -38,6 +38,7 @@ typedef struct mtla_kv_block {
 struct mtla_ops {
     const char *name; /* "cpu", "cuda" */
     void *state;      /* the backend's own (thread count, cuBLAS handle, stream, ...) */
+    int host_memory;  /* buffers are host memory: model tensors are used in place */
 
     /* ---- memory */
     float *(*alloc)(const mtla_ops *ops, size_t count); /* count floats, uninitialised */

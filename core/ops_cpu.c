@@ -367,6 +367,7 @@ mtla_ops *mtla_ops_cpu_create(int threads)
     if (threads > 0)
         openblas_set_num_threads(threads);
     ops->name = "cpu";
+    ops->host_memory = 1;
     ops->state = state;
     ops->alloc = cpu_alloc;
     ops->free = cpu_free;

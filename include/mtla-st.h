@@ -187,6 +187,81 @@ int mtla_vad_take(mtla_vad *vad, mtla_segment *segment);
 int64_t mtla_vad_position(const mtla_vad *vad);
 void mtla_vad_free(mtla_vad *vad);
 
+/* ---------------------------------------------------------------- models */
+
+/* A model directory (docs/model-format.md): config.json, model.safetensors (or shards with
+ * model.safetensors.index.json), vocab.txt and tokenizer.model. Opening validates every field
+ * and every tensor and loads the weights as fp32; a model is read-only once open, so its
+ * accessors may be called from any thread. */
+typedef struct mtla_model mtla_model;
+
+/* Fails with a message naming the file and the problem, e.g. "model.safetensors: tensor
+ * 'decoder.layers.3.fc1.weight' has shape [2048, 256], config needs [2048, 512]". */
+mtla_status mtla_model_open(const char *dir, mtla_model **out, mtla_error *err);
+void mtla_model_close(mtla_model *model);
+
+/* One line, e.g. "transformer 12x512 encoder, mtla s=2 9x512 decoder, 78.1M parameters". */
+const char *mtla_model_description(const mtla_model *model);
+/* languages.source and languages.target of config.json, e.g. "en" and "de". */
+const char *mtla_model_source_language(const mtla_model *model);
+const char *mtla_model_target_language(const mtla_model *model);
+/* Entries of the target vocabulary (vocab.size). */
+int32_t mtla_model_vocab_size(const mtla_model *model);
+
+/* ---------------------------------------------------------------- translation */
+
+/* A model made ready to run on a backend: the weights bound, the encoder and the decoder
+ * built, buffers kept between calls. One translator translates one input at a time; use one
+ * per thread. It borrows the model, which must outlive it. */
+typedef struct mtla_translator mtla_translator;
+
+typedef struct mtla_translator_params {
+    int32_t threads; /* CPU threads for matrix products and attention; 0: all cores */
+} mtla_translator_params;
+
+mtla_translator_params mtla_translator_default_params(void);
+
+/* Decoding settings (SPEC.md 6, fairseq's generation options). */
+typedef struct mtla_decode_params {
+    int32_t beam;     /* beam size; 1 is greedy decoding */
+    float lenpen;     /* length penalty: score = log-prob / length^lenpen */
+    double max_len_a; /* at most max_len_a * fbank frames + max_len_b tokens (and 1023) */
+    int32_t max_len_b;
+    int32_t min_len; /* EOS is not allowed before this many tokens (1) */
+} mtla_decode_params;
+
+/* The model's frontend settings (config.json "frontend"): the features it was trained on. */
+mtla_fbank_params mtla_model_fbank_params(const mtla_model *model);
+
+/* The model's own defaults (config.json "generation"). */
+mtla_decode_params mtla_decode_default_params(const mtla_model *model);
+
+mtla_status mtla_translator_create(const mtla_model *model, const mtla_translator_params *params,
+                                   mtla_translator **out, mtla_error *err);
+void mtla_translator_free(mtla_translator *translator);
+
+/* One translation: the best hypothesis of the beam. */
+typedef struct mtla_translation {
+    char *text;          /* detokenised UTF-8, as fairseq prints it */
+    int32_t *tokens;     /* model ids, without the final EOS */
+    int32_t token_count;
+    float score;         /* length-normalised log-probability */
+    int64_t frames;      /* fbank frames of the input */
+} mtla_translation;
+
+void mtla_translation_free(mtla_translation *translation);
+
+/* Translates audio: mono samples at 16 kHz, nominal range [-1, 1]. */
+mtla_status mtla_translate_samples(mtla_translator *translator, const float *samples,
+                                   size_t count, const mtla_decode_params *params,
+                                   mtla_translation *out, mtla_error *err);
+
+/* Translates fbank features (frames x num_mel_bins, row-major, before CMVN: the model's CMVN is
+ * applied here), e.g. those `mtla-st features` writes. */
+mtla_status mtla_translate_features(mtla_translator *translator, const float *features,
+                                    int64_t frames, const mtla_decode_params *params,
+                                    mtla_translation *out, mtla_error *err);
+
 /* ---------------------------------------------------------------- build information */
 
 /* Number of CUDA devices usable by this build: 0 when the build has no CUDA backend or no

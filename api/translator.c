@@ -1,0 +1,270 @@
+/* The translation entry points of include/mtla-st.h: the pipeline put together.
+ * features -> CMVN -> encoder -> projector -> beam search over the decoder -> detokenise. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/model_dir.h"
+#include "core/ops.h"
+#include "core/weights.h"
+#include "decoder/beam.h"
+#include "decoder/decoder.h"
+#include "encoder/encoder.h"
+#include "mtla-st.h"
+#include "tokenizer/tokenizer.h"
+
+struct mtla_translator {
+    const mtla_model *model;
+    const mtla_model_config *config;
+    mtla_ops *ops;
+    mtla_weights *weights;
+    mtla_encoder *encoder;
+    mtla_decoder *decoder;
+    mtla_decoder_state *state;
+    mtla_tokenizer *tokenizer;
+    /* backend buffers, grown on demand */
+    float *features, *encoded, *prompt;
+    int64_t features_cap, encoded_cap, prompt_cap;
+};
+
+mtla_translator_params mtla_translator_default_params(void)
+{
+    mtla_translator_params p = {.threads = 0};
+    return p;
+}
+
+mtla_fbank_params mtla_model_fbank_params(const mtla_model *model)
+{
+    return model->dir->config.frontend.fbank;
+}
+
+mtla_decode_params mtla_decode_default_params(const mtla_model *model)
+{
+    const mtla_generation_config *g = &model->dir->config.generation;
+    mtla_decode_params p = {
+        .beam = g->beam,
+        .lenpen = (float)g->lenpen,
+        .max_len_a = g->max_len_a,
+        .max_len_b = g->max_len_b,
+        .min_len = g->min_len,
+    };
+    return p;
+}
+
+mtla_status mtla_translator_create(const mtla_model *model, const mtla_translator_params *params,
+                                   mtla_translator **out, mtla_error *err)
+{
+    if (!out)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translator_create: no output");
+    *out = NULL;
+    if (!model)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translator_create: no model");
+    mtla_translator_params defaults = mtla_translator_default_params();
+    if (!params)
+        params = &defaults;
+    if (params->threads < 0)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "threads must be >= 0 (got %d)",
+                         (int)params->threads);
+    mtla_translator *t = calloc(1, sizeof *t);
+    if (!t)
+        return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for a translator");
+    t->model = model;
+    t->config = &model->dir->config;
+    t->ops = mtla_ops_cpu_create(params->threads);
+    mtla_status st = t->ops ? MTLA_OK
+                            : mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the backend");
+    if (st == MTLA_OK)
+        st = mtla_weights_create(t->ops, model->dir, &t->weights, err);
+    if (st == MTLA_OK)
+        st = mtla_encoder_create(t->ops, t->weights, t->config, &t->encoder, err);
+    if (st == MTLA_OK)
+        st = mtla_decoder_create(t->ops, t->weights, t->config, &t->decoder, err);
+    if (st == MTLA_OK)
+        st = mtla_decoder_state_create(t->decoder, &t->state, err);
+    if (st == MTLA_OK) {
+        char vocab[4096];
+        int n = snprintf(vocab, sizeof vocab, "%s/vocab.txt", model->dir->path);
+        const mtla_vocab_config *v = &t->config->vocab;
+        mtla_special_ids specials = {v->bos, v->pad, v->eos, v->unk};
+        st = n < 0 || (size_t)n >= sizeof vocab
+                 ? mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "model path too long")
+                 : mtla_tokenizer_open(model->dir->tokenizer_path, vocab, &specials,
+                                       &t->tokenizer, err);
+    }
+    if (st != MTLA_OK) {
+        mtla_translator_free(t);
+        return st;
+    }
+    *out = t;
+    return MTLA_OK;
+}
+
+void mtla_translator_free(mtla_translator *t)
+{
+    if (!t)
+        return;
+    if (t->ops) {
+        if (t->features)
+            t->ops->free(t->ops, t->features);
+        if (t->encoded)
+            t->ops->free(t->ops, t->encoded);
+        if (t->prompt)
+            t->ops->free(t->ops, t->prompt);
+    }
+    mtla_tokenizer_free(t->tokenizer);
+    mtla_decoder_state_free(t->state);
+    mtla_decoder_free(t->decoder);
+    mtla_encoder_free(t->encoder);
+    mtla_weights_free(t->weights);
+    mtla_ops_cpu_free(t->ops);
+    free(t);
+}
+
+void mtla_translation_free(mtla_translation *tr)
+{
+    if (!tr)
+        return;
+    free(tr->text);
+    free(tr->tokens);
+    memset(tr, 0, sizeof *tr);
+}
+
+static mtla_status reserve(mtla_translator *t, float **buf, int64_t *cap, int64_t count,
+                           mtla_error *err)
+{
+    if (count <= *cap)
+        return MTLA_OK;
+    if (*buf)
+        t->ops->free(t->ops, *buf);
+    *buf = t->ops->alloc(t->ops, (size_t)count);
+    *cap = *buf ? count : 0;
+    if (!*buf)
+        return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of %s memory for %" PRId64 " values",
+                         t->ops->name, count);
+    return MTLA_OK;
+}
+
+static mtla_status check_params(const mtla_decode_params *p, mtla_error *err)
+{
+    if (p->beam < 1 || p->beam > 4096)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "beam must be 1..4096 (got %d)",
+                         (int)p->beam);
+    if (!isfinite(p->lenpen))
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "lenpen must be finite");
+    if (!(p->max_len_a >= 0.0) || !isfinite(p->max_len_a) || p->max_len_b < 1)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                         "max_len_a must be >= 0 and max_len_b >= 1 (got %g, %d)", p->max_len_a,
+                         (int)p->max_len_b);
+    if (p->min_len < 0)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "min_len must be >= 0");
+    return MTLA_OK;
+}
+
+mtla_status mtla_translate_features(mtla_translator *t, const float *features, int64_t frames,
+                                    const mtla_decode_params *params, mtla_translation *out,
+                                    mtla_error *err)
+{
+    if (!t || !features || !out)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translate_features: NULL argument");
+    memset(out, 0, sizeof *out);
+    mtla_decode_params defaults = mtla_decode_default_params(t->model);
+    if (!params)
+        params = &defaults;
+    mtla_status st = check_params(params, err);
+    if (st != MTLA_OK)
+        return st;
+    if (frames < 1)
+        return mtla_fail(err, MTLA_ERR_EMPTY, "no audio frames to translate");
+    const mtla_model_config *c = t->config;
+    int32_t bins = c->frontend.fbank.num_mel_bins;
+
+    /* CMVN on a host copy (SPEC.md 2), then to the backend. */
+    size_t n = (size_t)frames * (size_t)bins;
+    float *x = malloc(n * sizeof *x);
+    if (!x)
+        return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for %" PRId64 " frames", frames);
+    memcpy(x, features, n * sizeof *x);
+    if (c->frontend.cmvn == MTLA_CMVN_UTTERANCE) {
+        mtla_cmvn_utterance(x, (size_t)frames, bins);
+    } else if (c->frontend.cmvn == MTLA_CMVN_GLOBAL) {
+        const mtla_tensor *mean = mtla_model_dir_tensor(t->model->dir, "frontend.cmvn.mean");
+        const mtla_tensor *std = mtla_model_dir_tensor(t->model->dir, "frontend.cmvn.std");
+        st = mtla_cmvn_global(x, (size_t)frames, bins, mean->data, std->data, err);
+    }
+    if (st == MTLA_OK)
+        st = reserve(t, &t->features, &t->features_cap, (int64_t)n, err);
+    if (st == MTLA_OK)
+        t->ops->upload(t->ops, t->features, x, n);
+    free(x);
+
+    int64_t s_enc = mtla_encoder_output_frames(t->encoder, frames);
+    int64_t s_prompt = 0;
+    if (st == MTLA_OK)
+        st = reserve(t, &t->encoded, &t->encoded_cap, s_enc * c->encoder.d_model, err);
+    if (st == MTLA_OK)
+        st = reserve(t, &t->prompt, &t->prompt_cap, s_enc * c->decoder.d_model, err);
+    if (st == MTLA_OK)
+        st = mtla_encoder_forward(t->encoder, t->features, frames, t->encoded, err);
+    if (st == MTLA_OK)
+        st = mtla_encoder_project(t->encoder, t->encoded, s_enc, t->prompt, &s_prompt, err);
+    if (st != MTLA_OK)
+        return st;
+
+    mtla_beam_params bp = {
+        .beam = params->beam,
+        .max_len = mtla_beam_max_len(params->max_len_a, params->max_len_b, frames),
+        .min_len = params->min_len,
+        .lenpen = params->lenpen,
+    };
+    if (bp.min_len > bp.max_len)
+        bp.min_len = bp.max_len;
+    mtla_beam_result res;
+    st = mtla_beam_search(t->state, t->prompt, s_prompt, &bp, &res, err);
+    if (st != MTLA_OK)
+        return st;
+    if (res.count == 0) {
+        mtla_beam_result_free(&res);
+        return mtla_fail(err, MTLA_ERR_INTERNAL, "beam search finished without a hypothesis");
+    }
+    const mtla_beam_hypothesis *best = &res.hyps[0];
+    out->frames = frames;
+    out->score = best->score;
+    out->token_count = best->length;
+    out->tokens = malloc((size_t)(best->length > 0 ? best->length : 1) * sizeof *out->tokens);
+    if (!out->tokens) {
+        mtla_beam_result_free(&res);
+        return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for a translation");
+    }
+    memcpy(out->tokens, best->tokens, (size_t)best->length * sizeof *out->tokens);
+    mtla_beam_result_free(&res);
+    st = mtla_tokenizer_decode(t->tokenizer, out->tokens, (size_t)out->token_count, &out->text,
+                               err);
+    if (st != MTLA_OK)
+        mtla_translation_free(out);
+    return st;
+}
+
+mtla_status mtla_translate_samples(mtla_translator *t, const float *samples, size_t count,
+                                   const mtla_decode_params *params, mtla_translation *out,
+                                   mtla_error *err)
+{
+    if (!t || (!samples && count) || !out)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translate_samples: NULL argument");
+    memset(out, 0, sizeof *out);
+    float *frames = NULL;
+    size_t n = 0;
+    mtla_status st = mtla_fbank_compute(&t->config->frontend.fbank, samples, count, &frames, &n,
+                                        err);
+    if (st != MTLA_OK)
+        return st;
+    if (n == 0) {
+        free(frames);
+        return mtla_fail(err, MTLA_ERR_EMPTY,
+                         "audio of %zu samples is shorter than one 25 ms frame", count);
+    }
+    st = mtla_translate_features(t, frames, (int64_t)n, params, out, err);
+    free(frames);
+    return st;
+}

@@ -1,0 +1,265 @@
+/* `mtla-st --model DIR INPUT...` end to end against the PyTorch oracle: from the oracle's own
+ * input features (--input-features) every golden model prints the oracle's beam result token
+ * for token and its text; from the audio files themselves (our frontend, our resampler) the
+ * tokens are the same. Plus the command line's errors. */
+#include <cjson/cJSON.h>
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "test_support.h"
+
+#define ARGS(...) ((const char *const[]){"mtla-st", __VA_ARGS__, NULL})
+
+static char model_path[512];
+
+static const char *model(const char *name)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/golden/models/%s", name);
+    snprintf(model_path, sizeof model_path, "%s", fixture(rel));
+    return model_path;
+}
+
+static cJSON *fixture_json(const char *name, const char *file)
+{
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/golden/models/%s/fixtures/%s", name, file);
+    size_t size;
+    unsigned char *text = read_file(fixture(rel), &size);
+    cJSON *json = cJSON_ParseWithLength((const char *)text, size);
+    free(text);
+    cr_assert(json);
+    return json;
+}
+
+/* The oracle's best hypothesis for `beam` as "id id id\n", and its text. */
+static char *oracle_line(const char *name, int beam, int text)
+{
+    cJSON *b = fixture_json(name, "beam.json");
+    char key[8];
+    snprintf(key, sizeof key, "%d", beam);
+    cJSON *best = cJSON_GetObjectItem(cJSON_GetObjectItem(b, "beams"), key);
+    cr_assert(best);
+    char *line = calloc(1, 8192);
+    if (text) {
+        snprintf(line, 8192, "%s\n", cJSON_GetObjectItem(best, "text")->valuestring);
+    } else {
+        cJSON *t;
+        size_t n = 0;
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(best, "tokens"))
+            n += (size_t)snprintf(line + n, 8192 - n, n ? " %d" : "%d", (int)t->valuedouble);
+        snprintf(line + n, 8192 - n, "\n");
+    }
+    cJSON_Delete(b);
+    return line;
+}
+
+static const char *input_features(const char *name)
+{
+    cJSON *meta = fixture_json(name, "meta.json");
+    static char path[512];
+    snprintf(path, sizeof path, "%s",
+             fixture(cJSON_GetObjectItem(meta, "input")->valuestring));
+    cJSON_Delete(meta);
+    return path;
+}
+
+static void check_features(const char *name, int beam)
+{
+    char beam_arg[8];
+    snprintf(beam_arg, sizeof beam_arg, "%d", beam);
+    char *want = oracle_line(name, beam, 0);
+    cli_result r = run_cli(ARGS("--model", model(name), "--beam", beam_arg, "--print-tokens",
+                                "--input-features", input_features(name)),
+                           NULL, 0);
+    cr_assert_eq(r.status, 0, "%s: %s", name, r.err);
+    cr_expect_str_eq((char *)r.out, want, "%s beam %d", name, beam);
+    cli_result_free(&r);
+    free(want);
+
+    want = oracle_line(name, beam, 1);
+    r = run_cli(ARGS("--model", model(name), "-b", beam_arg, "--input-features",
+                     input_features(name)),
+                NULL, 0);
+    cr_assert_eq(r.status, 0, "%s: %s", name, r.err);
+    cr_expect_str_eq((char *)r.out, want, "%s beam %d text", name, beam);
+    cli_result_free(&r);
+    free(want);
+}
+
+#define GOLDEN(name)                                                                           \
+    Test(translate, name##_matches_the_oracle)                                                 \
+    {                                                                                          \
+        check_features(#name, 1);                                                              \
+        check_features(#name, 5);                                                              \
+        check_features(#name, 50);                                                             \
+    }
+
+GOLDEN(transformer_mtla_s2)
+GOLDEN(transformer_mtla_s2_even)
+GOLDEN(conformer_relpos_mtla_s3)
+GOLDEN(transformer_mtla_s1)
+GOLDEN(transformer_mla)
+GOLDEN(transformer_mha)
+GOLDEN(conformer_abs_gqa)
+
+/* The golden inputs are torchaudio features of these clips; ours differ by ~1e-4, which must
+ * not change a decision. Several inputs: one line each, in order. */
+Test(translate, audio_files_give_the_oracle_tokens)
+{
+    const char *name = "transformer_mtla_s2";
+    char *want16 = oracle_line(name, 5, 0);
+    char *want48 = oracle_line("transformer_mtla_s2_even", 5, 0);
+    cli_result r = run_cli(ARGS("--model", model(name), "--print-tokens",
+                                fixture("tests/data/frontend/clip_16000_s16.wav")),
+                           NULL, 0);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect_str_eq((char *)r.out, want16);
+    cli_result_free(&r);
+
+    r = run_cli(ARGS("--model", model("transformer_mtla_s2_even"), "--print-tokens",
+                     fixture("tests/data/frontend/clip_48000_s24_stereo.flac"),
+                     fixture("tests/data/frontend/clip_48000_s24_stereo.flac")),
+                NULL, 0);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char both[16384];
+    snprintf(both, sizeof both, "%s%s", want48, want48);
+    cr_expect_str_eq((char *)r.out, both);
+    cli_result_free(&r);
+    free(want16);
+    free(want48);
+}
+
+Test(translate, standard_input_is_translated)
+{
+    size_t size;
+    unsigned char *wav = read_file(fixture("tests/data/frontend/clip_16000_s16.wav"), &size);
+    char *want = oracle_line("transformer_mtla_s2", 5, 0);
+    cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--print-tokens", "-"),
+                           wav, size);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect_str_eq((char *)r.out, want);
+    cli_result_free(&r);
+    free(want);
+    free(wav);
+}
+
+Test(translate, model_from_the_environment)
+{
+    setenv("MTLA_ST_MODEL", model("transformer_mha"), 1);
+    cli_result r = run_cli(ARGS("--print-tokens", "--input-features",
+                                input_features("transformer_mha")),
+                           NULL, 0);
+    unsetenv("MTLA_ST_MODEL");
+    char *want = oracle_line("transformer_mha", 5, 0);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_expect_str_eq((char *)r.out, want);
+    cli_result_free(&r);
+    free(want);
+}
+
+Test(translate, a_failing_input_is_named_and_the_others_are_still_translated)
+{
+    char *want = oracle_line("transformer_mtla_s2", 5, 0);
+    cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--print-tokens",
+                                "/nonexistent/a.wav",
+                                fixture("tests/data/frontend/clip_16000_s16.wav"),
+                                fixture("tests/data/frontend/clip_16000_s16.wav") /* twice */),
+                           NULL, 0);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "/nonexistent/a.wav"), "%s", r.err);
+    char both[16384];
+    snprintf(both, sizeof both, "%s%s", want, want);
+    cr_expect_str_eq((char *)r.out, both);
+    cli_result_free(&r);
+    free(want);
+}
+
+Test(translate, empty_and_tiny_audio_are_errors)
+{
+    cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--raw", "-"), NULL, 0);
+    cr_expect_eq(r.status, 1);
+    cr_expect_neq(r.err[0], '\0');
+    cr_expect_eq(r.out_size, 0);
+    cli_result_free(&r);
+    /* 0.1 s of audio: frames, but too few for the subsampler? (10 frames -> 3 -> 1 is fine) */
+    short tiny[160] = {0};
+    r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--raw", "-"), tiny, sizeof tiny);
+    cr_expect_eq(r.status, 1, "10 ms of audio has no complete frame: %s", r.err);
+    cli_result_free(&r);
+}
+
+Test(translate, bad_models_and_options_exit_2_with_a_message)
+{
+    const char *wav = fixture("tests/data/frontend/clip_16000_s16.wav");
+    cli_result r = run_cli(ARGS("--model", "/nonexistent/model", wav), NULL, 0);
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "/nonexistent/model"), "%s", r.err);
+    cli_result_free(&r);
+
+    unsetenv("MTLA_ST_MODEL");
+    r = run_cli(ARGS(wav), NULL, 0);
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "--model"), "%s", r.err);
+    cli_result_free(&r);
+
+    /* a directory that is not a model: the frontend fixtures */
+    r = run_cli(ARGS("--model", fixture("tests/data/frontend"), wav), NULL, 0);
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "config.json"), "%s", r.err);
+    cli_result_free(&r);
+
+    const char *bad[][2] = {{"--beam", "0"}, {"--beam", "x"}, {"--max-len-b", "0"},
+                            {"--max-len-a", "-1"}, {"--threads", "-2"}, {"--lenpen", "nan"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r = run_cli(ARGS("--model", model("transformer_mtla_s2"), bad[i][0], bad[i][1], wav),
+                    NULL, 0);
+        cr_expect_eq(r.status, 2, "%s %s", bad[i][0], bad[i][1]);
+        cr_expect(strstr(r.err, bad[i][0]), "%s %s: %s", bad[i][0], bad[i][1], r.err);
+        cr_expect_eq(r.out_size, 0);
+        cli_result_free(&r);
+    }
+}
+
+Test(translate, help_lists_the_translation_options)
+{
+    cli_result r = run_cli(ARGS("--help"), NULL, 0);
+    cr_assert_eq(r.status, 0);
+    const char *want[] = {"--model", "--beam", "--lenpen", "--max-len-a", "--max-len-b",
+                          "--threads", "--print-tokens", "features", "segments"};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        cr_expect(strstr((char *)r.out, want[i]), "--help lacks %s", want[i]);
+    cli_result_free(&r);
+}
+
+Test(translate, features_with_the_wrong_number_of_bins_are_refused)
+{
+    char *path = strdup("/tmp/mtla-translate-XXXXXX.npy");
+    int fd = mkstemps(path, 4);
+    cr_assert(fd >= 0);
+    /* a valid .npy of shape (4, 3) */
+    char header[128];
+    int n = snprintf(header, sizeof header,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3), }");
+    int pad = 64 - (10 + n + 1) % 64;
+    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+                               (unsigned char)(n + pad + 1), 0};
+    cr_assert_eq(write(fd, magic, 10), 10);
+    cr_assert_eq(write(fd, header, (size_t)n), n);
+    for (int i = 0; i < pad; i++)
+        cr_assert_eq(write(fd, " ", 1), 1);
+    cr_assert_eq(write(fd, "\n", 1), 1);
+    float zeros[12] = {0};
+    cr_assert_eq(write(fd, zeros, sizeof zeros), (ssize_t)sizeof zeros);
+    close(fd);
+    cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--input-features", path),
+                           NULL, 0);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "3 bins"), "%s", r.err);
+    cli_result_free(&r);
+    unlink(path);
+    free(path);
+}

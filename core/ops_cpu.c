@@ -4,7 +4,6 @@
  * accumulate in double so that results do not depend on vector width. */
 #include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +13,8 @@ typedef struct cpu_state {
     int threads;
     float *im2col; /* scratch for conv1d, grown on demand */
     size_t im2col_count;
+    float *scores; /* scratch for decode_attention, grown on demand */
+    size_t scores_count;
 } cpu_state;
 
 static float *cpu_alloc(const mtla_ops *ops, size_t count)
@@ -291,17 +292,24 @@ static void cpu_scale_rows(const mtla_ops *ops, float *x, int64_t rows, int64_t 
             x[r * ld + c] *= w[r];
 }
 
-/* One (batch entry, head) pair at a time, online softmax over the blocks' keys (running maximum
- * and rescaled sums, in double): no scratch proportional to the number of keys. */
-static void cpu_decode_attention(const mtla_ops *ops, int64_t batch, int64_t heads,
-                                 int64_t kv_heads, int64_t dk, int64_t dv, float scale,
-                                 const float *q, const mtla_kv_block *blocks, int nblocks,
-                                 float *o)
+/* Scratch of at least `count` floats in s->scores (grown on demand); NULL when out of memory. */
+static float *scores_scratch(cpu_state *s, size_t count)
 {
-    cpu_state *s = ops->state;
+    if (count > s->scores_count) {
+        free(s->scores);
+        s->scores = malloc(count * sizeof(float));
+        s->scores_count = s->scores ? count : 0;
+    }
+    return s->scores;
+}
+
+/* The definition, one (batch entry, head) pair at a time with an online softmax: no scratch,
+ * used when the scores matrix cannot be allocated. */
+static void decode_attention_direct(int64_t batch, int64_t heads, int64_t kv_heads, int64_t dk,
+                                    int64_t dv, float scale, const float *q,
+                                    const mtla_kv_block *blocks, int nblocks, float *o)
+{
     int64_t group = heads / kv_heads;
-    int threads = s->threads > 0 ? s->threads : omp_get_max_threads();
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads) if (batch * heads > 1)
     for (int64_t b = 0; b < batch; b++)
         for (int64_t h = 0; h < heads; h++) {
             const float *qh = q + (b * heads + h) * dk;
@@ -318,10 +326,10 @@ static void cpu_decode_attention(const mtla_ops *ops, int64_t batch, int64_t hea
                 for (int64_t j = 0; j < blk->n; j++) {
                     const float *kj = kb + j * blk->row_stride;
                     const float *vj = vb + j * blk->row_stride;
-                    float dot = 0.0f;
+                    double dot = 0.0;
                     for (int64_t e = 0; e < dk; e++)
-                        dot += qh[e] * kj[e];
-                    double score = (double)(dot * scale);
+                        dot += (double)qh[e] * kj[e];
+                    double score = dot * scale;
                     if (score > max) {
                         double shrink = exp(max - score);
                         sum *= shrink;
@@ -338,6 +346,70 @@ static void cpu_decode_attention(const mtla_ops *ops, int64_t batch, int64_t hea
             for (int64_t e = 0; e < dv; e++)
                 oh[e] = (float)(acc[e] / sum);
         }
+}
+
+/* Scores as matrix products, as torch does: a block shared by the whole batch (the speech
+ * prompt's keys) is one product for every query row at once; a per-hypothesis block is one
+ * product per hypothesis. Then a softmax over each row of the [batch*heads, keys] scores and
+ * the same products against the values. With one kv head (MLA/MTLA) all batch*heads query
+ * rows are contiguous; otherwise each query head multiplies its group's kv head. */
+static void cpu_decode_attention(const mtla_ops *ops, int64_t batch, int64_t heads,
+                                 int64_t kv_heads, int64_t dk, int64_t dv, float scale,
+                                 const float *q, const mtla_kv_block *blocks, int nblocks,
+                                 float *o)
+{
+    cpu_state *s = ops->state;
+    int64_t keys = 0;
+    for (int i = 0; i < nblocks; i++)
+        keys += blocks[i].n;
+    int64_t rows = batch * heads, group = heads / kv_heads;
+    float *scores = scores_scratch(s, (size_t)(rows * keys));
+    if (!scores) {
+        decode_attention_direct(batch, heads, kv_heads, dk, dv, scale, q, blocks, nblocks, o);
+        return;
+    }
+    /* pass 0: scores = q k^T; pass 1: o += p v */
+    for (int pass = 0; pass < 2; pass++) {
+        int64_t col = 0;
+        int first = 1;
+        for (int i = 0; i < nblocks; i++) {
+            const mtla_kv_block *blk = &blocks[i];
+            if (blk->n == 0)
+                continue;
+            float beta = pass == 1 && !first ? 1.0f : 0.0f;
+            int64_t nb = blk->batch_stride == 0 ? 1 : batch; /* products per block */
+            for (int64_t b = 0; b < nb; b++)
+                for (int64_t g = 0; g < kv_heads; g++) {
+                    /* query rows: heads g*group.. of batch entry b, or of every entry */
+                    int64_t m, ld_rows, first_row;
+                    if (blk->batch_stride == 0 && kv_heads == 1) {
+                        m = rows, ld_rows = 1, first_row = 0;
+                    } else if (blk->batch_stride == 0) {
+                        m = batch, ld_rows = heads, first_row = 0;
+                    } else {
+                        m = group, ld_rows = 1, first_row = b * heads + g * group;
+                    }
+                    int64_t per_head = blk->batch_stride == 0 && kv_heads > 1 ? group : 1;
+                    const float *kb = blk->k + b * blk->batch_stride + g * blk->head_stride;
+                    const float *vb = blk->v + b * blk->batch_stride + g * blk->head_stride;
+                    for (int64_t r = 0; r < per_head; r++) {
+                        int64_t row = first_row + (per_head > 1 ? g * group + r : 0);
+                        float *sc = scores + row * keys + col;
+                        if (pass == 0)
+                            cpu_gemm(ops, 0, 1, m, blk->n, dk, scale, q + row * dk,
+                                     ld_rows * dk, kb, blk->row_stride, 0.0f, sc,
+                                     ld_rows * keys);
+                        else
+                            cpu_gemm(ops, 0, 0, m, dv, blk->n, 1.0f, sc, ld_rows * keys, vb,
+                                     blk->row_stride, beta, o + row * dv, ld_rows * dv);
+                    }
+                }
+            col += blk->n;
+            first = 0;
+        }
+        if (pass == 0)
+            cpu_softmax(ops, scores, rows, keys, keys);
+    }
 }
 
 static void cpu_rel_shift_add(const mtla_ops *ops, float *scores, int64_t t, const float *bd,
@@ -405,6 +477,7 @@ void mtla_ops_cpu_free(mtla_ops *ops)
         return;
     cpu_state *s = ops->state;
     free(s->im2col);
+    free(s->scores);
     free(s);
     free(ops);
 }

@@ -204,3 +204,121 @@ Test(ops, elementwise_helpers)
     cr_expect(host[0] == 7.0f && host[3] == 7.0f);
     ops->free(ops, buf);
 }
+
+/* ---- decoder ops */
+
+/* The definition written out: softmax over the keys of every block, in double. */
+static void naive_decode_attention(int64_t batch, int64_t heads, int64_t kv_heads, int64_t dk,
+                                   int64_t dv, float scale, const float *q,
+                                   const mtla_kv_block *blocks, int nblocks, float *o)
+{
+    for (int64_t b = 0; b < batch; b++)
+        for (int64_t h = 0; h < heads; h++) {
+            int64_t g = h / (heads / kv_heads);
+            double scores[512], max = -INFINITY, sum = 0;
+            const float *vrows[512];
+            int n = 0;
+            for (int i = 0; i < nblocks; i++)
+                for (int64_t j = 0; j < blocks[i].n; j++) {
+                    const mtla_kv_block *k = &blocks[i];
+                    int64_t off = b * k->batch_stride + g * k->head_stride + j * k->row_stride;
+                    double d = 0;
+                    for (int64_t e = 0; e < dk; e++)
+                        d += (double)q[(b * heads + h) * dk + e] * k->k[off + e];
+                    scores[n] = d * scale;
+                    vrows[n++] = k->v + off;
+                    max = scores[n - 1] > max ? scores[n - 1] : max;
+                }
+            for (int j = 0; j < n; j++)
+                sum += exp(scores[j] - max);
+            for (int64_t e = 0; e < dv; e++) {
+                double acc = 0;
+                for (int j = 0; j < n; j++)
+                    acc += exp(scores[j] - max) / sum * vrows[j][e];
+                o[(b * heads + h) * dv + e] = (float)acc;
+            }
+        }
+}
+
+Test(ops, decode_attention_latent_layout_shared_and_own_blocks)
+{
+    /* MLA/MTLA: one kv head, key = [slot (r) | rope (dr)], value = slot. */
+    const int64_t B = 3, H = 4, r = 6, dr = 2, K = r + dr, n_shared = 5, cap = 4, n_own = 3;
+    float *q = random_values((size_t)(B * H * K), 1);
+    float *shared = random_values((size_t)(n_shared * K), 2);
+    float *own = random_values((size_t)(B * cap * K), 3);
+    mtla_kv_block blocks[2] = {{shared, shared, n_shared, K, 0, 0},
+                               {own, own, n_own, K, 0, cap * K}};
+    float o[3 * 4 * 6], want[3 * 4 * 6];
+    ops->decode_attention(ops, B, H, 1, K, r, 0.7f, q, blocks, 2, o);
+    naive_decode_attention(B, H, 1, K, r, 0.7f, q, blocks, 2, want);
+    cr_expect_leq(max_abs_diff(o, want, sizeof o / sizeof o[0]), 1e-5);
+    /* an empty block changes nothing */
+    mtla_kv_block three[3] = {blocks[0], {own, own, 0, K, 0, cap * K}, blocks[1]};
+    ops->decode_attention(ops, B, H, 1, K, r, 0.7f, q, three, 3, o);
+    cr_expect_leq(max_abs_diff(o, want, sizeof o / sizeof o[0]), 1e-5);
+    ops->free(ops, q);
+    ops->free(ops, shared);
+    ops->free(ops, own);
+}
+
+Test(ops, decode_attention_grouped_heads)
+{
+    /* GQA: 6 query heads over 2 kv heads; shared K/V [Hkv, S, dh], own [B, Hkv, cap, dh]. */
+    const int64_t B = 2, H = 6, Hkv = 2, dh = 4, S = 7, cap = 3, n_own = 2;
+    float *q = random_values((size_t)(B * H * dh), 4);
+    float *sk = random_values((size_t)(Hkv * S * dh), 5), *sv = random_values((size_t)(Hkv * S * dh), 6);
+    float *ok = random_values((size_t)(B * Hkv * cap * dh), 7);
+    float *ov = random_values((size_t)(B * Hkv * cap * dh), 8);
+    mtla_kv_block blocks[2] = {{sk, sv, S, dh, S * dh, 0},
+                               {ok, ov, n_own, dh, cap * dh, Hkv * cap * dh}};
+    float o[2 * 6 * 4], want[2 * 6 * 4];
+    ops->decode_attention(ops, B, H, Hkv, dh, dh, 0.5f, q, blocks, 2, o);
+    naive_decode_attention(B, H, Hkv, dh, dh, 0.5f, q, blocks, 2, want);
+    cr_expect_leq(max_abs_diff(o, want, sizeof o / sizeof o[0]), 1e-5);
+    float *all[] = {q, sk, sv, ok, ov};
+    for (size_t i = 0; i < 5; i++)
+        ops->free(ops, all[i]);
+}
+
+Test(ops, strided_copies_gathers_and_row_scaling)
+{
+    float src[6] = {1, 2, 3, 4, 5, 6}; /* 3 rows of 2 */
+    float dst[9] = {0};                /* 3 rows of 3 */
+    ops->copy2d(ops, dst, 3, src, 2, 3, 2, 0);
+    ops->copy2d(ops, dst, 3, src, 2, 3, 2, 1);
+    const float want[9] = {2, 4, 0, 6, 8, 0, 10, 12, 0};
+    cr_expect_arr_eq(dst, want, sizeof want);
+
+    int32_t index[3] = {2, 0, 2};
+    float g[6];
+    ops->gather_rows(ops, g, 2, src, 2, index, 3, 2);
+    const float gwant[6] = {5, 6, 1, 2, 5, 6};
+    cr_expect_arr_eq(g, gwant, sizeof gwant);
+
+    float w[3] = {2, 0, -1};
+    ops->scale_rows(ops, dst, 3, 2, 3, w);
+    const float swant[9] = {4, 8, 0, 0, 0, 0, -10, -12, 0};
+    cr_expect_arr_eq(dst, swant, sizeof swant);
+
+    /* sigmoid(a . b): rows (1,2).(3,4) = 11 and (5,6).(3,4) = 39 with ldb 0 */
+    float a[4] = {1, 2, 5, 6}, b[2] = {3, 4}, out[2];
+    ops->row_dot_sigmoid(ops, a, 2, b, 0, 2, 2, out);
+    cr_expect_float_eq(out[0], 1.0f / (1.0f + expf(-11.0f)), 1e-7);
+    cr_expect_float_eq(out[1], 1.0f / (1.0f + expf(-39.0f)), 1e-7);
+}
+
+Test(ops, rel_shift_reads_relative_position_i_minus_j)
+{
+    /* bd row i holds relative positions t-1 .. -(t-1); entry (i, j) must get i - j. */
+    const int64_t t = 4;
+    float bd[4 * 7], scores[16] = {0};
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t k = 0; k < 2 * t - 1; k++)
+            bd[i * 7 + k] = (float)(100 * i + (t - 1 - k)); /* 100 i + relative position */
+    ops->rel_shift_add(ops, scores, t, bd, 7);
+    for (int64_t i = 0; i < t; i++)
+        for (int64_t j = 0; j < t; j++)
+            cr_expect_float_eq(scores[i * t + j], (float)(100 * i + (i - j)), 1e-6, "(%ld, %ld)",
+                               (long)i, (long)j);
+}

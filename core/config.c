@@ -327,9 +327,12 @@ static mtla_status parse_encoder(const cJSON *enc, mtla_encoder_config *out, mtl
 
     TRY(get_enum(enc, p, "positions", positions_names, COUNT(positions_names), &index, err));
     out->positions = (mtla_positions)index;
-    /* The transformer ignores conv_kernel; docs/model-format.md's example still writes it. */
+    /* The transformer ignores conv_kernel (any integer, or absent; tools/reference accepts the
+     * same); docs/model-format.md's example still writes it. */
     out->conv_kernel = 0;
     TRY(get_optional_int(enc, p, "conv_kernel", &out->conv_kernel, &present, err));
+    if (out->type == MTLA_ENCODER_TRANSFORMER)
+        out->conv_kernel = 0;
     if (!present && out->type == MTLA_ENCODER_CONFORMER)
         return mtla_fail(err, MTLA_ERR_FORMAT,
                          "config.json: encoder.conv_kernel is missing (a conformer needs it)");
@@ -659,9 +662,7 @@ static mtla_status validate_encoder(const mtla_encoder_config *e, mtla_error *er
                              "config.json: encoder.positions must be \"sinusoidal\" for a "
                              "transformer (got \"%s\")",
                              mtla_positions_name(e->positions));
-        /* Ignored by the transformer, but when written it must still be a kernel size. */
-        if (e->conv_kernel != 0)
-            TRY(odd_in("encoder.conv_kernel", e->conv_kernel, MTLA_CONFIG_MAX_DIM - 1, err));
+        /* conv_kernel is ignored by the transformer (0 on the struct). */
     } else {
         if (e->positions != MTLA_POSITIONS_ABS && e->positions != MTLA_POSITIONS_REL_POS)
             return mtla_fail(err, MTLA_ERR_FORMAT,

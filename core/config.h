@@ -69,7 +69,7 @@ typedef struct mtla_encoder_config {
     int32_t ffn_dim; /* F */
     mtla_subsampler_config subsampler;
     mtla_positions positions;
-    int32_t conv_kernel; /* conformer: odd; transformer: 0 when absent (it is ignored) */
+    int32_t conv_kernel; /* conformer: odd; transformer: 0 (ignored, whatever the file says) */
 } mtla_encoder_config;
 
 typedef enum mtla_attention_type {

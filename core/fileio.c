@@ -31,7 +31,7 @@ mtla_status mtla_dir_read_file(const char *dir, const char *name, size_t max_siz
     char *path = mtla_path_join(dir, name);
     if (!path)
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory reading %s", name);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
     free(path);
     if (fd < 0) {
         if (errno == ENOENT)

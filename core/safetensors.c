@@ -405,7 +405,7 @@ mtla_status mtla_safetensors_open(const char *path, const char *label, mtla_safe
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "%s: out of memory", label);
     }
     mtla_status st = MTLA_OK;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not block */
     if (fd < 0) {
         st = mtla_fail(err, MTLA_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
         goto fail;

@@ -31,7 +31,8 @@
 
 static char work[256]; /* the copy a test damages; "" when none */
 
-/* Removes `work` and the files in it (the copies are flat). */
+/* Removes `work` and the files in it (the copies are flat; a test may add an empty
+ * directory). */
 static void remove_work(void)
 {
     if (!work[0])
@@ -43,7 +44,8 @@ static void remove_work(void)
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
             snprintf(path, sizeof path, "%s/%s", work, e->d_name);
-            unlink(path);
+            if (unlink(path) != 0)
+                rmdir(path); /* an empty directory a test made */
         }
         closedir(d);
     }
@@ -812,6 +814,20 @@ Test(model_dir, config_unknown_key)
     expect_work_failure(MTLA_ERR_FORMAT, "unknown key decoder.attention.down_rat", NULL);
 }
 
+Test(model_dir, config_unknown_key_in_every_section)
+{
+    const char *sections[] = {"frontend", "encoder",    "encoder.subsampler", "decoder",
+                              "vocab",    "generation", "languages"};
+    for (size_t i = 0; i < sizeof sections / sizeof *sections; i++) {
+        copy_golden(BASE);
+        config_set(sections[i], "typo", cJSON_CreateTrue());
+        char needle[96];
+        snprintf(needle, sizeof needle, "unknown key %s.typo", sections[i]);
+        expect_work_failure(MTLA_ERR_FORMAT, needle, NULL);
+        remove_work();
+    }
+}
+
 Test(model_dir, config_unknown_top_level_key)
 {
     copy_golden(BASE);
@@ -960,6 +976,49 @@ Test(model_dir, config_latent_rank_at_kernel_limit_passes_the_config)
     expect_work_failure(MTLA_ERR_FORMAT, "has shape", "config needs");
 }
 
+Test(model_dir, config_notes_are_free_form_and_transformer_ignores_conv_kernel)
+{
+    copy_golden(BASE);
+    cJSON *notes = cJSON_CreateObject();
+    cJSON_AddNumberToObject(notes, "anything", -1);
+    cJSON_AddItemToObject(notes, "nested", cJSON_CreateArray());
+    config_set("", "notes", notes);
+    config_set("encoder", "conv_kernel", cJSON_CreateNumber(0));
+    mtla_model *model = open_ok(work);
+    cr_expect_eq(model->dir->config.encoder.conv_kernel, 0);
+    mtla_model_close(model);
+    config_remove("encoder", "conv_kernel");
+    model = open_ok(work);
+    mtla_model_close(model);
+    config_set("encoder", "conv_kernel", cJSON_CreateString("31"));
+    expect_work_failure(MTLA_ERR_FORMAT, "encoder.conv_kernel must be a 32-bit integer", NULL);
+}
+
+Test(model_dir, config_conformer_conv_kernel_even_or_missing)
+{
+    copy_golden("conformer_abs_gqa");
+    config_set("encoder", "conv_kernel", cJSON_CreateNumber(4));
+    expect_work_failure(MTLA_ERR_FORMAT, "encoder.conv_kernel must be an odd integer", "(got 4)");
+    config_remove("encoder", "conv_kernel");
+    expect_work_failure(MTLA_ERR_FORMAT, "encoder.conv_kernel is missing", NULL);
+}
+
+Test(model_dir, config_positions_do_not_fit_the_encoder)
+{
+    copy_golden(BASE);
+    config_set("encoder", "positions", cJSON_CreateString("rel_pos"));
+    expect_work_failure(MTLA_ERR_FORMAT, "encoder.positions must be \"sinusoidal\"", NULL);
+}
+
+Test(model_dir, config_is_a_fifo)
+{
+    copy_golden(BASE);
+    remove_file("config.json");
+    cr_assert_eq(mkfifo(in_work("config.json"), 0600), 0, "mkfifo: %s", strerror(errno));
+    /* Opening must neither block on the FIFO nor read from it. */
+    expect_work_failure(MTLA_ERR_IO, "config.json is not a regular file", NULL);
+}
+
 /* ---------------------------------------------------------------- hostile vocab.txt, tokenizer */
 
 Test(model_dir, vocab_line_count_differs)
@@ -1012,6 +1071,24 @@ Test(model_dir, vocab_crlf_and_bad_utf8)
     free(text);
 }
 
+Test(model_dir, vocab_byte_order_mark_and_nul)
+{
+    copy_golden(BASE);
+    size_t size;
+    unsigned char *text = slurp(in_work("vocab.txt"), &size);
+    unsigned char *out = malloc(size + 3);
+    cr_assert(out);
+    memcpy(out, "\xEF\xBB\xBF", 3);
+    memcpy(out + 3, text, size);
+    write_bytes(in_work("vocab.txt"), out, size + 3);
+    expect_work_failure(MTLA_ERR_FORMAT, "vocab.txt starts with a byte order mark", NULL);
+    text[1] = '\0';
+    write_bytes(in_work("vocab.txt"), text, size);
+    expect_work_failure(MTLA_ERR_FORMAT, "vocab.txt line 1 contains a NUL byte", NULL);
+    free(out);
+    free(text);
+}
+
 Test(model_dir, vocab_missing)
 {
     copy_golden(BASE);
@@ -1045,6 +1122,18 @@ Test(model_dir, tensors_missing)
     copy_golden(BASE);
     remove_file(ST);
     expect_work_failure(MTLA_ERR_IO, "neither model.safetensors nor", NULL);
+}
+
+Test(model_dir, tensors_in_a_fifo_or_directory)
+{
+    copy_golden(BASE);
+    remove_file(ST);
+    cr_assert_eq(mkfifo(in_work(ST), 0600), 0, "mkfifo: %s", strerror(errno));
+    expect_work_failure(MTLA_ERR_IO, "model.safetensors' is not a regular file", NULL);
+    remove_file(ST);
+    cr_assert_eq(mkdir(in_work(ST), 0700), 0);
+    expect_work_failure(MTLA_ERR_IO, "model.safetensors' is not a regular file", NULL);
+    cr_assert_eq(rmdir(in_work(ST)), 0);
 }
 
 Test(model_dir, header_shorter_than_length_field)

@@ -389,11 +389,12 @@ static void cpu_decode_attention(const mtla_ops *ops, int64_t batch, int64_t hea
                     } else {
                         m = group, ld_rows = 1, first_row = b * heads + g * group;
                     }
-                    int64_t per_head = blk->batch_stride == 0 && kv_heads > 1 ? group : 1;
+                    int64_t shared_grouped = blk->batch_stride == 0 && kv_heads > 1;
+                    int64_t per_head = shared_grouped ? group : 1;
                     const float *kb = blk->k + b * blk->batch_stride + g * blk->head_stride;
                     const float *vb = blk->v + b * blk->batch_stride + g * blk->head_stride;
                     for (int64_t r = 0; r < per_head; r++) {
-                        int64_t row = first_row + (per_head > 1 ? g * group + r : 0);
+                        int64_t row = first_row + (shared_grouped ? g * group + r : 0);
                         float *sc = scores + row * keys + col;
                         if (pass == 0)
                             cpu_gemm(ops, 0, 1, m, blk->n, dk, scale, q + row * dk,

@@ -281,6 +281,25 @@ Test(ops, decode_attention_grouped_heads)
         ops->free(ops, all[i]);
 }
 
+Test(ops, decode_attention_one_query_head_per_kv_head)
+{
+    /* MHA: kv_heads = heads (groups of one). */
+    const int64_t B = 3, H = 4, dh = 4, S = 5, cap = 3, n_own = 2;
+    float *q = random_values((size_t)(B * H * dh), 9);
+    float *sk = random_values((size_t)(H * S * dh), 10), *sv = random_values((size_t)(H * S * dh), 11);
+    float *ok = random_values((size_t)(B * H * cap * dh), 12);
+    float *ov = random_values((size_t)(B * H * cap * dh), 13);
+    mtla_kv_block blocks[2] = {{sk, sv, S, dh, S * dh, 0},
+                               {ok, ov, n_own, dh, cap * dh, H * cap * dh}};
+    float o[3 * 4 * 4], want[3 * 4 * 4];
+    ops->decode_attention(ops, B, H, H, dh, dh, 0.5f, q, blocks, 2, o);
+    naive_decode_attention(B, H, H, dh, dh, 0.5f, q, blocks, 2, want);
+    cr_expect_leq(max_abs_diff(o, want, sizeof o / sizeof o[0]), 1e-5);
+    float *all[] = {q, sk, sv, ok, ov};
+    for (size_t i = 0; i < 5; i++)
+        ops->free(ops, all[i]);
+}
+
 Test(ops, strided_copies_gathers_and_row_scaling)
 {
     float src[6] = {1, 2, 3, 4, 5, 6}; /* 3 rows of 2 */

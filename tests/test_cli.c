@@ -250,7 +250,7 @@ Test(cli, bad_input_and_usage_errors)
         {ARGS("features", "--rate", "12x", "-", "-o", out), NULL, 0, 2, "--rate"},
         {ARGS("segments", "--min-silence-ms", "5", clip), NULL, 0, 2, "--min-silence-ms"},
         {ARGS("segments", clip, clip), NULL, 0, 2, "exactly one INPUT"},
-        {ARGS("translate-everything"), NULL, 0, 2, "unknown command"},
+        {ARGS("--model", "/no/such/model", clip), NULL, 0, 2, "/no/such/model"},
         {ARGS("features", clip, "-o", "/no/such/dir/out.npy"), NULL, 0, 3, "cannot create"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

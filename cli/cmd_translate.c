@@ -1,21 +1,38 @@
-/* mtla-st [--model DIR] INPUT...: translate each input, one line per input on stdout. */
+/* mtla-st [OPTIONS] INPUT...: translate files, directories and live streams.
+ *
+ *   FILE...        one record per file on stdout (or per utterance with --segment)
+ *   -              standard input, read as it arrives: one line per utterance, flushed
+ *   DIR -o OUTDIR  every audio file below DIR, one output file each under OUTDIR (resumable)
+ */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
+#include "atomic_file.h"
 #include "cli.h"
+#include "inputs.h"
 #include "npy.h"
+#include "output.h"
+#include "segmenter.h"
 
 enum {
-    OPT_MODEL = 2000,
-    OPT_BEAM,
-    OPT_LENPEN,
+    OPT_LENPEN = 2000,
     OPT_MAX_LEN_A,
     OPT_MAX_LEN_B,
-    OPT_THREADS,
     OPT_PRINT_TOKENS,
-    OPT_INPUT_FEATURES
+    OPT_INPUT_FEATURES,
+    OPT_FORMAT,
+    OPT_SEGMENT,
+    OPT_FILES_FROM,
+    OPT_SHARD,
+    OPT_OVERWRITE
 };
 
 void translate_usage(FILE *out)
@@ -23,99 +40,91 @@ void translate_usage(FILE *out)
     fprintf(out,
             "Usage: mtla-st [OPTIONS] INPUT...\n"
             "\n"
-            "Translates each INPUT (an audio file libsndfile reads, or '-' for standard input) and\n"
-            "prints one line per input: the translation, or its model ids with --print-tokens.\n"
+            "Translates English speech. INPUT is an audio file (anything libsndfile reads), a\n"
+            "directory (every audio file below it; needs -o), or '-' for standard input, read as\n"
+            "it arrives and translated utterance by utterance:\n"
+            "  arecord -f S16_LE -r 16000 -c 1 -t raw | mtla-st -\n"
             "\n"
             "Model:\n"
-            "  -m, --model DIR      model directory (default: $MTLA_ST_MODEL)\n"
-            "  -t, --threads N      CPU threads (default 0: all cores)\n"
+            "  -m, --model DIR       model directory (default: $MTLA_ST_MODEL, else the model\n"
+            "                        bundled with mtla-st)\n"
+            "  -t, --threads N       CPU threads (default 0: all cores)\n"
             "\n"
             "Decoding (defaults from the model's config.json):\n"
-            "  -b, --beam N         beam size; 1 is greedy decoding\n"
-            "  --lenpen X           length penalty: score = log-prob / length^X\n"
-            "  --max-len-a X        at most X * frames + B tokens (frames: 10 ms fbank frames)\n"
+            "  -b, --beam N          beam size; 1 is greedy decoding\n"
+            "  --lenpen X            length penalty: score = log-prob / length^X\n"
+            "  --max-len-a X         at most X * frames + B tokens (frames: 10 ms fbank frames)\n"
             "  --max-len-b B\n"
             "\n"
-            "Output and input:\n"
-            "  --print-tokens       print model ids (space-separated) instead of text\n"
-            "  --input-features     INPUTs are .npy fbank features (frames x bins, before CMVN),\n"
-            "                       as 'mtla-st features' writes them\n"
-            "  -h, --help           show this help\n"
+            "Output:\n"
+            "  -f, --format F        txt (default), jsonl (file, start, end, text, score per\n"
+            "                        segment), srt or vtt (subtitles)\n"
+            "  -s, --segment         one record per utterance the voice activity detector finds,\n"
+            "                        with its times (files up to %.0f s are otherwise translated\n"
+            "                        whole, longer ones segment by segment into one line)\n"
+            "  -o, --output DIR      one output file per input under DIR, mirroring directory\n"
+            "                        inputs; written atomically; existing outputs are skipped\n"
+            "  --overwrite           translate again even where an output exists\n"
+            "  --print-tokens        print model ids (space-separated) instead of text\n"
+            "  -q, --quiet           no progress, summary or warnings on stderr\n"
+            "  -v, --verbose         report every utterance on stderr\n"
+            "\n"
+            "Inputs:\n"
+            "  --files-from LIST     also translate the files and directories listed in LIST,\n"
+            "                        one per line ('-': standard input)\n"
+            "  --shard K/N           translate only share K of N (1 <= K <= N), chosen by name:\n"
+            "                        N machines with K = 1..N split a corpus with no coordination\n"
+            "  --input-features      INPUTs are .npy fbank features (frames x bins, before CMVN),\n"
+            "                        as 'mtla-st features' writes them\n"
+            "  -h, --help            show this help\n"
             "\n"
             "%s",
-            CLI_INPUT_HELP);
+            WHOLE_LIMIT_SECONDS, CLI_INPUT_HELP);
 }
-
 
 typedef struct translate_options {
     const char *model;
+    const char *output_dir;
+    const char *files_from;
     int threads;
-    int print_tokens;
-    int input_features;
+    int print_tokens, input_features, segment, overwrite, quiet, verbose;
+    int shard_k, shard_n;
+    output_format format;
     long beam, max_len_b;
     double lenpen, max_len_a;
     int have_beam, have_lenpen, have_a, have_b;
 } translate_options;
 
-/* Loads INPUT as features (frames x bins) through the model's frontend or from a .npy file. */
-static int load_features(const char *input, const cli_input_options *io,
-                         const translate_options *o, const mtla_fbank_params *fp,
-                         float **frames, size_t *count)
+static volatile sig_atomic_t stop_requested = 0;
+
+static void on_signal(int sig)
 {
-    mtla_error err;
-    char message[512];
-    int32_t bins = fp->num_mel_bins;
-    if (o->input_features) {
-        size_t cols;
-        if (npy_read_f32(input, frames, count, &cols, message, sizeof message) != 0) {
-            cli_error("%s", message);
-            return EXIT_INPUT;
-        }
-        if (cols != (size_t)bins) {
-            cli_error("%s: features have %zu bins, the model needs %d", input, cols, (int)bins);
-            free(*frames);
-            return EXIT_INPUT;
-        }
-        return EXIT_OK;
-    }
-    float *samples = NULL;
-    size_t n = 0;
-    if (mtla_audio_load(input, &io->stream, fp->sample_rate, &samples, &n, &err) != MTLA_OK) {
-        cli_error("%s", err.message);
-        return EXIT_INPUT;
-    }
-    mtla_status st = mtla_fbank_compute(fp, samples, n, frames, count, &err);
-    free(samples);
-    if (st != MTLA_OK) {
-        cli_error("%s: %s", input, err.message);
-        return EXIT_INPUT;
-    }
-    if (*count == 0) {
-        free(*frames);
-        cli_error("%s: no audio (shorter than one 25 ms frame)", strcmp(input, "-") ? input
-                                                                                 : "standard input");
-        return EXIT_INPUT;
-    }
-    return EXIT_OK;
+    stop_requested = sig;
 }
 
-/* Prints one result line and flushes it; EXIT_OUTPUT when stdout refuses. */
-static int print_result(const mtla_translation *tr, int print_tokens)
+/* Ctrl-C and kill finish the utterance being heard and exit; no SA_RESTART, so a blocked
+ * wait for input returns at once. */
+static void install_signal_handlers(void)
 {
-    int bad = 0;
-    if (print_tokens) {
-        for (int32_t i = 0; i < tr->token_count; i++)
-            bad |= printf(i ? " %d" : "%d", (int)tr->tokens[i]) < 0;
-        bad |= putchar('\n') == EOF;
-    } else {
-        bad |= printf("%s\n", tr->text) < 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+static int parse_shard(const char *arg, translate_options *o)
+{
+    int k, n;
+    char tail;
+    if (sscanf(arg, "%d/%d%c", &k, &n, &tail) != 2 || n < 1 || k < 1 || k > n) {
+        cli_error("--shard must be K/N with 1 <= K <= N, e.g. 3/8, not '%s'", arg);
+        return 0;
     }
-    bad |= fflush(stdout) != 0;
-    if (bad) {
-        cli_error("cannot write to standard output: %s", strerror(errno));
-        return EXIT_OUTPUT;
-    }
-    return EXIT_OK;
+    o->shard_k = k;
+    o->shard_n = n;
+    return 1;
 }
 
 static int parse_options(int argc, char **argv, translate_options *o, cli_input_options *io)
@@ -127,16 +136,24 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
         {"lenpen", required_argument, NULL, OPT_LENPEN},
         {"max-len-a", required_argument, NULL, OPT_MAX_LEN_A},
         {"max-len-b", required_argument, NULL, OPT_MAX_LEN_B},
+        {"format", required_argument, NULL, 'f'},
+        {"segment", no_argument, NULL, 's'},
+        {"output", required_argument, NULL, 'o'},
+        {"overwrite", no_argument, NULL, OPT_OVERWRITE},
         {"print-tokens", no_argument, NULL, OPT_PRINT_TOKENS},
+        {"quiet", no_argument, NULL, 'q'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"files-from", required_argument, NULL, OPT_FILES_FROM},
+        {"shard", required_argument, NULL, OPT_SHARD},
         {"input-features", no_argument, NULL, OPT_INPUT_FEATURES},
         {"help", no_argument, NULL, 'h'},
         CLI_INPUT_LONG_OPTIONS,
         {NULL, 0, NULL, 0}};
     long v;
-    int c;
+    int c, f;
     optind = 1;
     argv[0] = "mtla-st";
-    while ((c = getopt_long(argc, argv, "hm:t:b:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "hm:t:b:f:so:qv", longopts, NULL)) != -1) {
         int used = cli_input_option(io, c, optarg);
         if (used < 0)
             return EXIT_USAGE;
@@ -169,24 +186,262 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
                 return EXIT_USAGE;
             o->have_b = 1;
             break;
+        case 'f':
+            if ((f = output_format_parse(optarg)) < 0) {
+                cli_error("--format must be txt, jsonl, srt or vtt, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            o->format = (output_format)f;
+            break;
+        case 's': o->segment = 1; break;
+        case 'o': o->output_dir = optarg; break;
+        case OPT_OVERWRITE: o->overwrite = 1; break;
         case OPT_PRINT_TOKENS: o->print_tokens = 1; break;
+        case 'q': o->quiet = 1; break;
+        case 'v': o->verbose = 1; break;
+        case OPT_FILES_FROM: o->files_from = optarg; break;
+        case OPT_SHARD:
+            if (!parse_shard(optarg, o))
+                return EXIT_USAGE;
+            break;
         case OPT_INPUT_FEATURES: o->input_features = 1; break;
         case 'h': usage_all(stdout); return -1;
         default: fprintf(stderr, "Try 'mtla-st --help'.\n"); return EXIT_USAGE;
         }
     }
-    if (optind >= argc) {
+    if (optind >= argc && !o->files_from) {
         cli_error("no INPUT given");
         fprintf(stderr, "Try 'mtla-st --help'.\n");
         return EXIT_USAGE;
     }
-    if (!o->model)
-        o->model = getenv("MTLA_ST_MODEL");
-    if (!o->model || !*o->model) {
-        cli_error("no model: pass --model DIR or set MTLA_ST_MODEL");
+    if (o->print_tokens && o->format != FORMAT_TXT) {
+        cli_error("--print-tokens prints plain lines; it cannot be combined with --format");
+        return EXIT_USAGE;
+    }
+    if (o->input_features && o->segment) {
+        cli_error("--segment needs audio; --input-features inputs are translated whole");
         return EXIT_USAGE;
     }
     return EXIT_OK;
+}
+
+/* --model, else $MTLA_ST_MODEL, else the bundled model next to the executable: installed
+ * (PREFIX/share/mtla-st/model) or in the source tree (build/../samples/model). */
+static const char *find_model(const translate_options *o, char *buf, size_t size)
+{
+    if (o->model)
+        return o->model;
+    const char *env = getenv("MTLA_ST_MODEL");
+    if (env && *env)
+        return env;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    static const char *const candidates[] = {"../share/mtla-st/model", "../samples/model",
+                                             "../../samples/model"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        struct stat st;
+        int n1 = snprintf(buf, size, "%s/%s/config.json", exe, candidates[i]);
+        if (n1 > 0 && (size_t)n1 < size && stat(buf, &st) == 0) {
+            buf[n1 - (int)strlen("/config.json")] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct batch {
+    translate_ctx ctx;
+    translate_options *o;
+    cli_input_options *io;
+    int progress; /* a progress line on stderr */
+    size_t done, skipped, failed, total;
+    int64_t bytes_done, bytes_total;
+    double started;
+} batch;
+
+static void progress_line(batch *b, const char *current)
+{
+    if (!b->progress)
+        return;
+    double elapsed = now_seconds() - b->started;
+    char eta[32] = "--";
+    if (b->bytes_done > 0 && b->bytes_total > b->bytes_done) {
+        double left = elapsed * (double)(b->bytes_total - b->bytes_done) / (double)b->bytes_done;
+        snprintf(eta, sizeof eta, "%dm%02ds", (int)(left / 60), (int)fmod(left, 60));
+    }
+    fprintf(stderr, "\r\033[K[%zu/%zu files] %.2f h audio, %zu failed, ETA %s  %.40s",
+            b->done + b->skipped, b->total, b->ctx.audio_seconds / 3600.0, b->failed, eta,
+            current ? current : "");
+    fflush(stderr);
+}
+
+/* Translates fbank features from a .npy file as one record. */
+static int translate_features_file(batch *b, const char *path, output_writer *w)
+{
+    char message[512];
+    float *frames;
+    size_t rows, cols;
+    if (npy_read_f32(path, &frames, &rows, &cols, message, sizeof message) != 0) {
+        cli_error("%s", message);
+        return EXIT_INPUT;
+    }
+    if ((int32_t)cols != b->ctx.fbank.num_mel_bins) {
+        cli_error("%s: features have %zu bins, the model needs %d", path, cols,
+                  (int)b->ctx.fbank.num_mel_bins);
+        free(frames);
+        return EXIT_INPUT;
+    }
+    mtla_translation tr;
+    mtla_error err;
+    double t0 = now_seconds();
+    mtla_status st = mtla_translate_features(b->ctx.translator, frames, (int64_t)rows,
+                                             &b->ctx.decode, &tr, &err);
+    free(frames);
+    b->ctx.compute_seconds += now_seconds() - t0;
+    if (st != MTLA_OK) {
+        cli_error("%s: %s", path, err.message);
+        return EXIT_INPUT;
+    }
+    double seconds = (double)rows * b->ctx.fbank.frame_shift_ms / 1000.0;
+    b->ctx.audio_seconds += seconds;
+    int bad = output_record(w, 0.0, seconds, tr.text, tr.score) != 0;
+    mtla_translation_free(&tr);
+    return bad ? EXIT_OUTPUT : EXIT_OK;
+}
+
+/* --print-tokens: the writer prints ids instead of text (a debugging aid, whole inputs). */
+static int translate_tokens(batch *b, const char *path, FILE *out)
+{
+    float *frames = NULL;
+    size_t count = 0;
+    char message[512];
+    mtla_error err;
+    if (b->o->input_features) {
+        size_t cols;
+        if (npy_read_f32(path, &frames, &count, &cols, message, sizeof message) != 0) {
+            cli_error("%s", message);
+            return EXIT_INPUT;
+        }
+        if ((int32_t)cols != b->ctx.fbank.num_mel_bins) {
+            cli_error("%s: features have %zu bins, the model needs %d", path, cols,
+                      (int)b->ctx.fbank.num_mel_bins);
+            free(frames);
+            return EXIT_INPUT;
+        }
+    } else {
+        float *samples = NULL;
+        size_t n = 0;
+        if (mtla_audio_load(path, &b->io->stream, b->ctx.fbank.sample_rate, &samples, &n,
+                            &err) != MTLA_OK) {
+            cli_error("%s", err.message);
+            return EXIT_INPUT;
+        }
+        mtla_status st = mtla_fbank_compute(&b->ctx.fbank, samples, n, &frames, &count, &err);
+        free(samples);
+        if (st != MTLA_OK || count == 0) {
+            cli_error("%s: %s", path, st != MTLA_OK ? err.message : "no audio");
+            free(frames);
+            return EXIT_INPUT;
+        }
+    }
+    mtla_translation tr;
+    mtla_status st = mtla_translate_features(b->ctx.translator, frames, (int64_t)count,
+                                             &b->ctx.decode, &tr, &err);
+    free(frames);
+    if (st != MTLA_OK) {
+        cli_error("%s: %s", path, err.message);
+        return EXIT_INPUT;
+    }
+    int bad = 0;
+    for (int32_t i = 0; i < tr.token_count; i++)
+        bad |= fprintf(out, i ? " %d" : "%d", (int)tr.tokens[i]) < 0;
+    bad |= fputc('\n', out) == EOF || fflush(out) != 0;
+    mtla_translation_free(&tr);
+    return bad ? EXIT_OUTPUT : EXIT_OK;
+}
+
+/* One input to `out` (already begun by the caller). */
+static int translate_one(batch *b, const input_item *it, FILE *out)
+{
+    if (b->o->print_tokens)
+        return translate_tokens(b, it->path, out);
+    output_writer w;
+    int timestamps = b->o->segment;
+    const char *name = strcmp(it->path, "-") == 0 ? "standard input" : it->path;
+    if (output_begin(&w, out, b->o->format, timestamps, strcmp(it->path, "-") ? it->path : "-") !=
+        0)
+        return EXIT_OUTPUT;
+    if (b->o->input_features)
+        return translate_features_file(b, it->path, &w);
+    mtla_audio *audio = cli_open_audio(it->path, b->io, b->ctx.fbank.sample_rate);
+    if (!audio)
+        return EXIT_INPUT;
+    int is_stream = strcmp(it->path, "-") == 0;
+    segment_mode mode = b->o->segment || is_stream ? SEGMENTS_EACH : SEGMENTS_WHOLE;
+    int status = translate_audio(&b->ctx, audio, is_stream ? 0 : -1, name, mode, &w);
+    mtla_audio_close(audio);
+    return status;
+}
+
+/* OUTDIR/relative with the extension replaced by the format's. */
+static int output_path(const batch *b, const input_item *it, char *buf, size_t size)
+{
+    const char *ext = b->o->print_tokens ? "tokens" : output_format_extension(b->o->format);
+    const char *dot = strrchr(it->relative, '.');
+    const char *slash = strrchr(it->relative, '/');
+    int stem = dot && (!slash || dot > slash) ? (int)(dot - it->relative) : (int)strlen(it->relative);
+    int n = snprintf(buf, size, "%s/%.*s.%s", b->o->output_dir, stem, it->relative, ext);
+    return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static int run_to_directory(batch *b, const input_item *it)
+{
+    char path[PATH_MAX], message[512];
+    if (output_path(b, it, path, sizeof path) != 0) {
+        cli_error("%s: output name too long", it->path);
+        return EXIT_INPUT;
+    }
+    struct stat st;
+    if (!b->o->overwrite && stat(path, &st) == 0) {
+        b->skipped++;
+        if (b->o->verbose)
+            cli_error("%s: skipped, '%s' exists (--overwrite translates again)", it->path, path);
+        return EXIT_OK;
+    }
+    atomic_file out;
+    if (atomic_file_open(&out, path, message, sizeof message) != 0) {
+        cli_error("%s", message);
+        return EXIT_OUTPUT;
+    }
+    int status = translate_one(b, it, out.f);
+    if (stop_requested) {
+        atomic_file_abort(&out); /* an interrupted file is translated again next time */
+        return status;
+    }
+    if (status == EXIT_OK && atomic_file_commit(&out, message, sizeof message) != 0) {
+        cli_error("%s", message);
+        return EXIT_OUTPUT;
+    }
+    if (status != EXIT_OK) {
+        if (status == EXIT_OUTPUT)
+            cli_error("cannot write '%s': %s", path, strerror(errno));
+        atomic_file_abort(&out);
+    }
+    return status;
 }
 
 int cmd_translate(int argc, char **argv)
@@ -198,54 +453,117 @@ int cmd_translate(int argc, char **argv)
     if (status != EXIT_OK)
         return status < 0 ? EXIT_OK : status;
 
-    mtla_error err;
-    mtla_model *model;
-    if (mtla_model_open(o.model, &model, &err) != MTLA_OK) {
-        cli_error("--model %s: %s", o.model, err.message);
+    char message[512];
+    input_list inputs = {0};
+    for (int i = optind; i < argc && status == EXIT_OK; i++)
+        if (inputs_add(&inputs, argv[i], o.output_dir, message, sizeof message) != 0) {
+            cli_error("%s", message);
+            status = EXIT_INPUT;
+        }
+    if (status == EXIT_OK && o.files_from &&
+        inputs_add_from(&inputs, o.files_from, o.output_dir, message, sizeof message) != 0) {
+        cli_error("%s", message);
+        status = EXIT_INPUT;
+    }
+    size_t stdin_uses = 0;
+    for (size_t i = 0; i < inputs.count; i++)
+        stdin_uses += strcmp(inputs.items[i].path, "-") == 0;
+    if (status == EXIT_OK) {
+        const char *problem = NULL;
+        if (inputs.directories && !o.output_dir)
+            problem = "a directory INPUT needs -o OUTDIR for its outputs";
+        else if (stdin_uses > 1 || (stdin_uses && o.files_from && !strcmp(o.files_from, "-")))
+            problem = "standard input can be read once only";
+        else if (stdin_uses && o.output_dir)
+            problem = "standard input is translated to standard output; drop -o";
+        else if (!o.output_dir && inputs.count > 1 &&
+                 (o.format == FORMAT_SRT || o.format == FORMAT_VTT))
+            problem = "subtitles of several inputs need -o OUTDIR (one file each)";
+        if (problem) {
+            cli_error("%s", problem);
+            status = EXIT_USAGE;
+        }
+    }
+    if (status == EXIT_OK && o.shard_n)
+        inputs_shard(&inputs, o.shard_k, o.shard_n);
+    if (status != EXIT_OK) {
+        inputs_free(&inputs);
+        return status;
+    }
+
+    char bundled[PATH_MAX];
+    const char *model_dir = find_model(&o, bundled, sizeof bundled);
+    if (!model_dir) {
+        cli_error("no model: pass --model DIR or set MTLA_ST_MODEL");
+        inputs_free(&inputs);
         return EXIT_USAGE;
     }
+    mtla_error err;
+    mtla_model *model;
+    if (mtla_model_open(model_dir, &model, &err) != MTLA_OK) {
+        cli_error("model %s: %s", model_dir, err.message);
+        inputs_free(&inputs);
+        return EXIT_USAGE;
+    }
+    batch b = {.o = &o, .io = &io, .total = inputs.count, .started = now_seconds()};
+    b.ctx.stop = &stop_requested;
+    b.ctx.verbose = o.verbose;
+    b.ctx.fbank = mtla_model_fbank_params(model);
+    b.ctx.vad = mtla_vad_default_params();
+    b.ctx.vad.sample_rate = b.ctx.fbank.sample_rate;
+    b.ctx.decode = mtla_decode_default_params(model);
+    if (o.have_beam)
+        b.ctx.decode.beam = (int32_t)o.beam;
+    if (o.have_lenpen)
+        b.ctx.decode.lenpen = (float)o.lenpen;
+    if (o.have_a)
+        b.ctx.decode.max_len_a = o.max_len_a;
+    if (o.have_b)
+        b.ctx.decode.max_len_b = (int32_t)o.max_len_b;
     mtla_translator_params tp = mtla_translator_default_params();
     tp.threads = o.threads;
-    mtla_translator *translator;
-    if (mtla_translator_create(model, &tp, &translator, &err) != MTLA_OK) {
-        cli_error("%s", err.message);
+    if (mtla_translator_create(model, &tp, &b.ctx.translator, &err) != MTLA_OK) {
+        cli_error("model %s: %s", model_dir, err.message);
         mtla_model_close(model);
-        return EXIT_INPUT;
+        inputs_free(&inputs);
+        return EXIT_USAGE;
     }
-    mtla_decode_params dp = mtla_decode_default_params(model);
-    if (o.have_beam)
-        dp.beam = (int32_t)o.beam;
-    if (o.have_lenpen)
-        dp.lenpen = (float)o.lenpen;
-    if (o.have_a)
-        dp.max_len_a = o.max_len_a;
-    if (o.have_b)
-        dp.max_len_b = (int32_t)o.max_len_b;
-    mtla_fbank_params fbank = mtla_model_fbank_params(model);
+    install_signal_handlers();
+    b.progress = o.output_dir && !o.quiet && isatty(STDERR_FILENO);
+    for (size_t i = 0; i < inputs.count; i++)
+        b.bytes_total += inputs.items[i].bytes > 0 ? inputs.items[i].bytes : 0;
 
-    int failed = 0;
-    for (int i = optind; i < argc && status == EXIT_OK; i++) {
-        float *frames = NULL;
-        size_t count = 0;
-        if (load_features(argv[i], &io, &o, &fbank, &frames, &count) != EXIT_OK) {
-            failed = 1;
-            continue;
+    int output_failed = 0;
+    for (size_t i = 0; i < inputs.count && !output_failed && !stop_requested; i++) {
+        const input_item *it = &inputs.items[i];
+        progress_line(&b, it->relative);
+        int st = o.output_dir ? run_to_directory(&b, it) : translate_one(&b, it, stdout);
+        b.bytes_done += it->bytes > 0 ? it->bytes : 0;
+        if (st == EXIT_OUTPUT) {
+            output_failed = 1; /* a full disk or a closed pipe: stop, earlier outputs stand */
+            if (!o.output_dir)
+                cli_error("cannot write to standard output: %s", strerror(errno));
+        } else if (st != EXIT_OK) {
+            b.failed++;
+        } else if (!stop_requested) {
+            b.done++;
         }
-        mtla_translation tr;
-        mtla_status st = mtla_translate_features(translator, frames, (int64_t)count, &dp, &tr,
-                                                 &err);
-        free(frames);
-        if (st != MTLA_OK) {
-            cli_error("%s: %s", argv[i], err.message);
-            failed = 1;
-            continue;
-        }
-        status = print_result(&tr, o.print_tokens);
-        mtla_translation_free(&tr);
     }
-    mtla_translator_free(translator);
+    if (b.progress)
+        fputs("\r\033[K", stderr);
+    double elapsed = now_seconds() - b.started;
+    if (!o.quiet && (o.output_dir || inputs.count > 1))
+        fprintf(stderr,
+                "mtla-st: %zu translated, %zu skipped (output exists), %zu failed of %zu "
+                "files; %.3f h of audio in %.1f s, real-time factor %.3f\n",
+                b.done, b.skipped, b.failed, inputs.count, b.ctx.audio_seconds / 3600.0,
+                elapsed, b.ctx.audio_seconds > 0 ? b.ctx.compute_seconds / b.ctx.audio_seconds : 0.0);
+    mtla_translator_free(b.ctx.translator);
     mtla_model_close(model);
-    if (status != EXIT_OK)
-        return status;
-    return failed ? EXIT_INPUT : EXIT_OK;
+    inputs_free(&inputs);
+    if (output_failed)
+        return EXIT_OUTPUT;
+    if (stop_requested)
+        return 128 + (int)stop_requested;
+    return b.failed ? EXIT_INPUT : EXIT_OK;
 }

@@ -1,0 +1,32 @@
+/* Result formats of the translate command: one record per translated segment.
+ *   txt    the text, one line per record ("start<TAB>end<TAB>text" with timestamps on)
+ *   jsonl  {"file", "start", "end", "text", "score"} per line
+ *   srt    SubRip cues; vtt  WebVTT cues (a header, then cues)
+ * Times are seconds from the start of the input. Every record is flushed as it is written,
+ * so a live stream's lines appear at once. */
+#ifndef MTLA_CLI_OUTPUT_H
+#define MTLA_CLI_OUTPUT_H
+
+#include <stdio.h>
+
+typedef enum output_format { FORMAT_TXT = 0, FORMAT_JSONL, FORMAT_SRT, FORMAT_VTT } output_format;
+
+/* "txt" -> FORMAT_TXT ...; returns -1 for an unknown name. */
+int output_format_parse(const char *name);
+/* The file extension of a format, without the dot. */
+const char *output_format_extension(output_format format);
+
+typedef struct output_writer {
+    FILE *f;
+    output_format format;
+    int timestamps; /* txt: prefix start and end */
+    const char *file; /* the input's name for jsonl */
+    int cues;         /* srt/vtt cues written so far */
+} output_writer;
+
+/* Starts a document (the WebVTT header). Returns 0, or -1 when the stream refuses. */
+int output_begin(output_writer *w, FILE *f, output_format format, int timestamps,
+                 const char *file);
+int output_record(output_writer *w, double start, double end, const char *text, float score);
+
+#endif

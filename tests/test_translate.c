@@ -4,6 +4,7 @@
  * tokens are the same. Plus the command line's errors. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,18 +179,67 @@ Test(translate, a_failing_input_is_named_and_the_others_are_still_translated)
     free(want);
 }
 
-Test(translate, empty_and_tiny_audio_are_errors)
+/* A 16 kHz mono s16 WAV file of `n` zero samples in a temporary path. */
+static char *silent_wav(size_t n)
 {
+    char *path = strdup("/tmp/mtla-translate-XXXXXX.wav");
+    int fd = mkstemps(path, 4);
+    cr_assert(fd >= 0);
+    uint32_t data = (uint32_t)(2 * n), riff = 36 + data, fmt_size = 16, rate = 16000,
+             byte_rate = 32000;
+    uint16_t pcm = 1, channels = 1, align = 2, bits = 16;
+    unsigned char h[44];
+    memcpy(h, "RIFF", 4);
+    memcpy(h + 4, &riff, 4);
+    memcpy(h + 8, "WAVEfmt ", 8);
+    memcpy(h + 16, &fmt_size, 4);
+    memcpy(h + 20, &pcm, 2);
+    memcpy(h + 22, &channels, 2);
+    memcpy(h + 24, &rate, 4);
+    memcpy(h + 28, &byte_rate, 4);
+    memcpy(h + 32, &align, 2);
+    memcpy(h + 34, &bits, 2);
+    memcpy(h + 36, "data", 4);
+    memcpy(h + 40, &data, 4);
+    cr_assert_eq(write(fd, h, 44), 44);
+    short *zeros = calloc(n ? n : 1, sizeof *zeros);
+    cr_assert_eq(write(fd, zeros, 2 * n), (ssize_t)(2 * n));
+    free(zeros);
+    close(fd);
+    return path;
+}
+
+Test(translate, empty_and_tiny_files_are_errors)
+{
+    const char *sizes_names[] = {"empty", "10 ms"};
+    size_t sizes[] = {0, 160};
+    for (int i = 0; i < 2; i++) {
+        char *path = silent_wav(sizes[i]);
+        cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), path), NULL, 0);
+        cr_expect_eq(r.status, 1, "%s file: %s", sizes_names[i], r.err);
+        cr_expect(strstr(r.err, path), "%s file: message names it: %s", sizes_names[i], r.err);
+        cr_expect_eq(r.out_size, 0);
+        cli_result_free(&r);
+        unlink(path);
+        free(path);
+    }
     cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--raw", "-"), NULL, 0);
-    cr_expect_eq(r.status, 1);
-    cr_expect_neq(r.err[0], '\0');
+    cr_expect_eq(r.status, 1, "an empty standard input is an error");
+    cr_expect(strstr(r.err, "standard input"), "%s", r.err);
+    cli_result_free(&r);
+}
+
+Test(translate, silence_on_standard_input_prints_nothing)
+{
+    /* A live stream with no speech has no utterance to translate: no line, success. */
+    size_t n = 16000 * 2;
+    short *zeros = calloc(n, sizeof *zeros);
+    cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--raw", "-"), zeros,
+                           n * sizeof *zeros);
+    cr_expect_eq(r.status, 0, "%s", r.err);
     cr_expect_eq(r.out_size, 0);
     cli_result_free(&r);
-    /* 0.1 s of audio: frames, but too few for the subsampler? (10 frames -> 3 -> 1 is fine) */
-    short tiny[160] = {0};
-    r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--raw", "-"), tiny, sizeof tiny);
-    cr_expect_eq(r.status, 1, "10 ms of audio has no complete frame: %s", r.err);
-    cli_result_free(&r);
+    free(zeros);
 }
 
 Test(translate, bad_models_and_options_exit_2_with_a_message)

@@ -537,6 +537,7 @@ int cmd_translate(int argc, char **argv)
     for (size_t i = 0; i < inputs.count && !output_failed && !stop_requested; i++) {
         const input_item *it = &inputs.items[i];
         progress_line(&b, it->relative);
+        size_t skipped = b.skipped;
         int st = o.output_dir ? run_to_directory(&b, it) : translate_one(&b, it, stdout);
         b.bytes_done += it->bytes > 0 ? it->bytes : 0;
         if (st == EXIT_OUTPUT) {
@@ -545,7 +546,7 @@ int cmd_translate(int argc, char **argv)
                 cli_error("cannot write to standard output: %s", strerror(errno));
         } else if (st != EXIT_OK) {
             b.failed++;
-        } else if (!stop_requested) {
+        } else if (!stop_requested && b.skipped == skipped) {
             b.done++;
         }
     }

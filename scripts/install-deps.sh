@@ -13,6 +13,7 @@ packages=(
   libcjson-dev         # config.json and safetensors headers
   libsentencepiece-dev # detokenisation
   libcriterion-dev     # unit tests
+  python3-srt python3-webvtt # tests check subtitle output with real parsers
 )
 
 sudo=""

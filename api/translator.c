@@ -73,8 +73,8 @@ mtla_status mtla_translator_create(const mtla_model *model, const mtla_translato
     t->model = model;
     t->config = &model->dir->config;
     t->ops = mtla_ops_cpu_create(params->threads);
-    mtla_status st = t->ops ? MTLA_OK
-                            : mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the backend");
+    mtla_status st =
+        t->ops ? MTLA_OK : mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the backend");
     if (st == MTLA_OK)
         st = mtla_weights_create(t->ops, model->dir, &t->weights, err);
     if (st == MTLA_OK)
@@ -90,8 +90,8 @@ mtla_status mtla_translator_create(const mtla_model *model, const mtla_translato
         mtla_special_ids specials = {v->bos, v->pad, v->eos, v->unk};
         st = n < 0 || (size_t)n >= sizeof vocab
                  ? mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "model path too long")
-                 : mtla_tokenizer_open(model->dir->tokenizer_path, vocab, &specials,
-                                       &t->tokenizer, err);
+                 : mtla_tokenizer_open(model->dir->tokenizer_path, vocab, &specials, &t->tokenizer,
+                                       err);
     }
     if (st != MTLA_OK) {
         mtla_translator_free(t);
@@ -239,8 +239,8 @@ mtla_status mtla_translate_features(mtla_translator *t, const float *features, i
     }
     memcpy(out->tokens, best->tokens, (size_t)best->length * sizeof *out->tokens);
     mtla_beam_result_free(&res);
-    st = mtla_tokenizer_decode(t->tokenizer, out->tokens, (size_t)out->token_count, &out->text,
-                               err);
+    st =
+        mtla_tokenizer_decode(t->tokenizer, out->tokens, (size_t)out->token_count, &out->text, err);
     if (st != MTLA_OK)
         mtla_translation_free(out);
     return st;
@@ -255,8 +255,8 @@ mtla_status mtla_translate_samples(mtla_translator *t, const float *samples, siz
     memset(out, 0, sizeof *out);
     float *frames = NULL;
     size_t n = 0;
-    mtla_status st = mtla_fbank_compute(&t->config->frontend.fbank, samples, count, &frames, &n,
-                                        err);
+    mtla_status st =
+        mtla_fbank_compute(&t->config->frontend.fbank, samples, count, &frames, &n, err);
     if (st != MTLA_OK)
         return st;
     if (n == 0) {

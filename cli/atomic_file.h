@@ -7,9 +7,9 @@
 #include <stdio.h>
 
 typedef struct atomic_file {
-    FILE *f;     /* write here */
-    char *path;  /* the final name */
-    char *tmp;   /* the temporary name */
+    FILE *f;    /* write here */
+    char *path; /* the final name */
+    char *tmp;  /* the temporary name */
 } atomic_file;
 
 /* Creates the temporary file (missing parent directories are created too). Returns 0, or -1

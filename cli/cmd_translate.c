@@ -289,22 +289,31 @@ static void progress_line(batch *b, const char *current)
     fflush(stderr);
 }
 
-/* Translates fbank features from a .npy file as one record. */
-static int translate_features_file(batch *b, const char *path, output_writer *w)
+/* Reads a .npy of fbank features with the model's number of bins. */
+static int load_npy_features(const batch *b, const char *path, float **frames, size_t *rows)
 {
     char message[512];
-    float *frames;
-    size_t rows, cols;
-    if (npy_read_f32(path, &frames, &rows, &cols, message, sizeof message) != 0) {
+    size_t cols;
+    if (npy_read_f32(path, frames, rows, &cols, message, sizeof message) != 0) {
         cli_error("%s", message);
         return EXIT_INPUT;
     }
     if ((int32_t)cols != b->ctx.fbank.num_mel_bins) {
         cli_error("%s: features have %zu bins, the model needs %d", path, cols,
                   (int)b->ctx.fbank.num_mel_bins);
-        free(frames);
+        free(*frames);
         return EXIT_INPUT;
     }
+    return EXIT_OK;
+}
+
+/* Translates fbank features from a .npy file as one record. */
+static int translate_features_file(batch *b, const char *path, output_writer *w)
+{
+    float *frames;
+    size_t rows;
+    if (load_npy_features(b, path, &frames, &rows) != EXIT_OK)
+        return EXIT_INPUT;
     mtla_translation tr;
     mtla_error err;
     double t0 = now_seconds();
@@ -328,25 +337,15 @@ static int translate_tokens(batch *b, const char *path, FILE *out)
 {
     float *frames = NULL;
     size_t count = 0;
-    char message[512];
     mtla_error err;
     if (b->o->input_features) {
-        size_t cols;
-        if (npy_read_f32(path, &frames, &count, &cols, message, sizeof message) != 0) {
-            cli_error("%s", message);
+        if (load_npy_features(b, path, &frames, &count) != EXIT_OK)
             return EXIT_INPUT;
-        }
-        if ((int32_t)cols != b->ctx.fbank.num_mel_bins) {
-            cli_error("%s: features have %zu bins, the model needs %d", path, cols,
-                      (int)b->ctx.fbank.num_mel_bins);
-            free(frames);
-            return EXIT_INPUT;
-        }
     } else {
         float *samples = NULL;
         size_t n = 0;
-        if (mtla_audio_load(path, &b->io->stream, b->ctx.fbank.sample_rate, &samples, &n,
-                            &err) != MTLA_OK) {
+        if (mtla_audio_load(path, &b->io->stream, b->ctx.fbank.sample_rate, &samples, &n, &err) !=
+            MTLA_OK) {
             cli_error("%s", err.message);
             return EXIT_INPUT;
         }
@@ -403,7 +402,8 @@ static int output_path(const batch *b, const input_item *it, char *buf, size_t s
     const char *ext = b->o->print_tokens ? "tokens" : output_format_extension(b->o->format);
     const char *dot = strrchr(it->relative, '.');
     const char *slash = strrchr(it->relative, '/');
-    int stem = dot && (!slash || dot > slash) ? (int)(dot - it->relative) : (int)strlen(it->relative);
+    int stem =
+        dot && (!slash || dot > slash) ? (int)(dot - it->relative) : (int)strlen(it->relative);
     int n = snprintf(buf, size, "%s/%.*s.%s", b->o->output_dir, stem, it->relative, ext);
     return n > 0 && (size_t)n < size ? 0 : -1;
 }
@@ -557,8 +557,8 @@ int cmd_translate(int argc, char **argv)
         fprintf(stderr,
                 "mtla-st: %zu translated, %zu skipped (output exists), %zu failed of %zu "
                 "files; %.3f h of audio in %.1f s, real-time factor %.3f\n",
-                b.done, b.skipped, b.failed, inputs.count, b.ctx.audio_seconds / 3600.0,
-                elapsed, b.ctx.audio_seconds > 0 ? b.ctx.compute_seconds / b.ctx.audio_seconds : 0.0);
+                b.done, b.skipped, b.failed, inputs.count, b.ctx.audio_seconds / 3600.0, elapsed,
+                b.ctx.audio_seconds > 0 ? b.ctx.compute_seconds / b.ctx.audio_seconds : 0.0);
     mtla_translator_free(b.ctx.translator);
     mtla_model_close(model);
     inputs_free(&inputs);

@@ -11,9 +11,9 @@
 
 int inputs_is_audio_name(const char *name)
 {
-    static const char *const extensions[] = {"wav",  "wave", "flac", "ogg", "oga", "opus",
-                                             "mp3",  "aif",  "aiff", "aifc", "au", "snd",
-                                             "caf",  "w64",  "rf64", "sph"};
+    static const char *const extensions[] = {"wav", "wave", "flac", "ogg",  "oga", "opus",
+                                             "mp3", "aif",  "aiff", "aifc", "au",  "snd",
+                                             "caf", "w64",  "rf64", "sph"};
     const char *dot = strrchr(name, '.');
     if (!dot || dot == name)
         return 0;
@@ -110,11 +110,11 @@ static int walk(input_list *list, const char *dir, const char *rel, const char *
     return status;
 }
 
-int inputs_add(input_list *list, const char *arg, const char *skip_dir, char *message,
-               size_t size)
+int inputs_add(input_list *list, const char *arg, const char *skip_dir, char *message, size_t size)
 {
     if (strcmp(arg, "-") == 0)
-        return push(list, "-", "stdin", -1) == 0 ? 0 : (snprintf(message, size, "out of memory"), -1);
+        return push(list, "-", "stdin", -1) == 0 ? 0
+                                                 : (snprintf(message, size, "out of memory"), -1);
     struct stat st;
     if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
         char skip_real[PATH_MAX];
@@ -143,8 +143,8 @@ int inputs_add(input_list *list, const char *arg, const char *skip_dir, char *me
     return 0;
 }
 
-int inputs_add_from(input_list *list, const char *list_path, const char *skip_dir,
-                    char *message, size_t size)
+int inputs_add_from(input_list *list, const char *list_path, const char *skip_dir, char *message,
+                    size_t size)
 {
     FILE *f = strcmp(list_path, "-") == 0 ? stdin : fopen(list_path, "r");
     if (!f) {

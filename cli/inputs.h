@@ -22,12 +22,11 @@ typedef struct input_list {
 /* Adds `arg`: a file, a directory (walked recursively for audio files, in name order; hidden
  * entries and `skip_dir` (the output directory, may be NULL) are left out), or "-". Returns 0,
  * or -1 with a message. */
-int inputs_add(input_list *list, const char *arg, const char *skip_dir, char *message,
-               size_t size);
+int inputs_add(input_list *list, const char *arg, const char *skip_dir, char *message, size_t size);
 /* Adds every line of `list_path` ("-": standard input) as an argument; empty lines and lines
  * starting with '#' are ignored. */
-int inputs_add_from(input_list *list, const char *list_path, const char *skip_dir,
-                    char *message, size_t size);
+int inputs_add_from(input_list *list, const char *list_path, const char *skip_dir, char *message,
+                    size_t size);
 /* Keeps shard k of n (1 <= k <= n): the items whose relative name hashes (FNV-1a 64) to
  * k - 1 modulo n. The choice depends only on the name, so every machine of a job array picks
  * a disjoint share without coordination, and adding files never moves the others. */

@@ -18,8 +18,7 @@ const char *output_format_extension(output_format format)
     return ext[format];
 }
 
-int output_begin(output_writer *w, FILE *f, output_format format, int timestamps,
-                 const char *file)
+int output_begin(output_writer *w, FILE *f, output_format format, int timestamps, const char *file)
 {
     w->f = f;
     w->format = format;

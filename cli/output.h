@@ -19,14 +19,13 @@ const char *output_format_extension(output_format format);
 typedef struct output_writer {
     FILE *f;
     output_format format;
-    int timestamps; /* txt: prefix start and end */
+    int timestamps;   /* txt: prefix start and end */
     const char *file; /* the input's name for jsonl */
     int cues;         /* srt/vtt cues written so far */
 } output_writer;
 
 /* Starts a document (the WebVTT header). Returns 0, or -1 when the stream refuses. */
-int output_begin(output_writer *w, FILE *f, output_format format, int timestamps,
-                 const char *file);
+int output_begin(output_writer *w, FILE *f, output_format format, int timestamps, const char *file);
 int output_record(output_writer *w, double start, double end, const char *text, float score);
 
 #endif

@@ -99,8 +99,8 @@ static void translate_span(run *r, int64_t start, int64_t end, int whole)
     double t0 = now_seconds();
     mtla_translation tr;
     mtla_error err;
-    mtla_status st = mtla_translate_samples(ctx->translator, x, (size_t)(end - start),
-                                            &ctx->decode, &tr, &err);
+    mtla_status st =
+        mtla_translate_samples(ctx->translator, x, (size_t)(end - start), &ctx->decode, &tr, &err);
     ctx->compute_seconds += now_seconds() - t0;
     double s0 = (double)start / r->rate, s1 = (double)end / r->rate;
     if (st != MTLA_OK) {
@@ -115,8 +115,8 @@ static void translate_span(run *r, int64_t start, int64_t end, int whole)
         return;
     }
     if (ctx->verbose)
-        cli_error("%s: %.2f-%.2f s: %d tokens, score %.3f", r->name, s0, s1,
-                  (int)tr.token_count, tr.score);
+        cli_error("%s: %.2f-%.2f s: %d tokens, score %.3f", r->name, s0, s1, (int)tr.token_count,
+                  tr.score);
     if (r->mode == SEGMENTS_WHOLE && !whole) {
         if (text_append(&r->joined, tr.text, tr.score) != 0) {
             cli_error("out of memory");

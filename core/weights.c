@@ -16,8 +16,8 @@ struct mtla_weights {
     size_t count, capacity;
 };
 
-mtla_status mtla_weights_create(const mtla_ops *ops, const mtla_model_dir *dir,
-                                mtla_weights **out, mtla_error *err)
+mtla_status mtla_weights_create(const mtla_ops *ops, const mtla_model_dir *dir, mtla_weights **out,
+                                mtla_error *err)
 {
     *out = NULL;
     mtla_weights *w = calloc(1, sizeof *w);
@@ -62,8 +62,8 @@ const float *mtla_weights_add(mtla_weights *weights, const float *host, size_t c
         return NULL;
     float *data = weights->ops->alloc(weights->ops, count);
     if (!data) {
-        mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of %s memory for %zu weights",
-                  weights->ops->name, count);
+        mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of %s memory for %zu weights", weights->ops->name,
+                  count);
         return NULL;
     }
     weights->ops->upload(weights->ops, data, host, count);

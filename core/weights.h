@@ -15,8 +15,8 @@
 
 typedef struct mtla_weights mtla_weights;
 
-mtla_status mtla_weights_create(const mtla_ops *ops, const mtla_model_dir *dir,
-                                mtla_weights **out, mtla_error *err);
+mtla_status mtla_weights_create(const mtla_ops *ops, const mtla_model_dir *dir, mtla_weights **out,
+                                mtla_error *err);
 void mtla_weights_free(mtla_weights *weights);
 
 /* The backend copy of tensor `name` (printf-style), or NULL with a message in *err when the

@@ -30,6 +30,24 @@ static int ranks_before(const candidate *a, const candidate *b)
     return a->index < b->index;
 }
 
+/* Restores the min-heap order (worst candidate at the root) of heap[0..size) below j. */
+static void sift_down(candidate *heap, int32_t size, int32_t j)
+{
+    for (;;) {
+        int32_t l = 2 * j + 1, r = l + 1, worst = j;
+        if (l < size && ranks_before(&heap[worst], &heap[l]))
+            worst = l;
+        if (r < size && ranks_before(&heap[worst], &heap[r]))
+            worst = r;
+        if (worst == j)
+            return;
+        candidate t = heap[j];
+        heap[j] = heap[worst];
+        heap[worst] = t;
+        j = worst;
+    }
+}
+
 /* The k best of n scores (host), best first. heap[] is a min-heap of the k best so far. */
 static int32_t top_k(const float *scores, int64_t n, int32_t k, candidate *heap)
 {
@@ -37,32 +55,19 @@ static int32_t top_k(const float *scores, int64_t n, int32_t k, candidate *heap)
     for (int64_t i = 0; i < n; i++) {
         candidate c = {scores[i], i};
         if (size == k) {
-            if (!ranks_before(&c, &heap[0]))
-                continue;
-            heap[0] = c; /* replace the worst, sift down */
-            int32_t j = 0;
-            for (;;) {
-                int32_t l = 2 * j + 1, r = l + 1, worst = j;
-                if (l < size && ranks_before(&heap[worst], &heap[l]))
-                    worst = l;
-                if (r < size && ranks_before(&heap[worst], &heap[r]))
-                    worst = r;
-                if (worst == j)
-                    break;
-                candidate t = heap[j];
-                heap[j] = heap[worst];
-                heap[worst] = t;
-                j = worst;
+            if (ranks_before(&c, &heap[0])) {
+                heap[0] = c; /* replaces the worst */
+                sift_down(heap, size, 0);
             }
-        } else {
-            int32_t j = size++;
-            heap[j] = c;
-            while (j > 0 && ranks_before(&heap[(j - 1) / 2], &heap[j])) {
-                candidate t = heap[j];
-                heap[j] = heap[(j - 1) / 2];
-                heap[(j - 1) / 2] = t;
-                j = (j - 1) / 2;
-            }
+            continue;
+        }
+        int32_t j = size++;
+        heap[j] = c;
+        while (j > 0 && ranks_before(&heap[(j - 1) / 2], &heap[j])) {
+            candidate t = heap[j];
+            heap[j] = heap[(j - 1) / 2];
+            heap[(j - 1) / 2] = t;
+            j = (j - 1) / 2;
         }
     }
     /* Heap sort: repeatedly move the worst to the end. */
@@ -70,20 +75,7 @@ static int32_t top_k(const float *scores, int64_t n, int32_t k, candidate *heap)
         candidate t = heap[0];
         heap[0] = heap[end];
         heap[end] = t;
-        int32_t j = 0;
-        for (;;) {
-            int32_t l = 2 * j + 1, r = l + 1, worst = j;
-            if (l < end && ranks_before(&heap[worst], &heap[l]))
-                worst = l;
-            if (r < end && ranks_before(&heap[worst], &heap[r]))
-                worst = r;
-            if (worst == j)
-                break;
-            candidate u = heap[j];
-            heap[j] = heap[worst];
-            heap[worst] = u;
-            j = worst;
-        }
+        sift_down(heap, end, 0);
     }
     return size;
 }
@@ -157,9 +149,8 @@ static mtla_status finalize(const search *s, mtla_beam_result *res, int32_t b, i
     return MTLA_OK;
 }
 
-mtla_status mtla_beam_search(mtla_decoder_state *state, const float *prompt,
-                             int64_t prompt_frames, const mtla_beam_params *p,
-                             mtla_beam_result *res, mtla_error *err)
+mtla_status mtla_beam_search(mtla_decoder_state *state, const float *prompt, int64_t prompt_frames,
+                             const mtla_beam_params *p, mtla_beam_result *res, mtla_error *err)
 {
     memset(res, 0, sizeof *res);
     const mtla_vocab_config *vocab = mtla_decoder_vocab(state);

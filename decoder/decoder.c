@@ -46,13 +46,13 @@ struct mtla_decoder {
     const mtla_ops *ops;
     mtla_decoder_config cfg;
     mtla_vocab_config vocab;
-    int latent;  /* mla or mtla */
-    int merge;   /* mtla: slots are hyper-network weighted sums */
-    int32_t s;   /* tokens per slot: down_rate for mtla, 1 otherwise */
-    int64_t key; /* floats per cached key row: latent r + d_r; rotary d_h */
-    const float *embed;              /* decoder.embed_tokens.weight [V, D] */
-    const float *final_w, *final_b;  /* decoder.layer_norm [D] */
-    const float *output;             /* decoder.output_projection.weight [V, D] (no bias) */
+    int latent;                     /* mla or mtla */
+    int merge;                      /* mtla: slots are hyper-network weighted sums */
+    int32_t s;                      /* tokens per slot: down_rate for mtla, 1 otherwise */
+    int64_t key;                    /* floats per cached key row: latent r + d_r; rotary d_h */
+    const float *embed;             /* decoder.embed_tokens.weight [V, D] */
+    const float *final_w, *final_b; /* decoder.layer_norm [D] */
+    const float *output;            /* decoder.output_projection.weight [V, D] (no bias) */
     decoder_layer *layers;
 };
 
@@ -67,17 +67,17 @@ typedef struct layer_cache {
 
 /* Backend buffers for one step of up to `rows` key rows and `hyps` hypotheses. */
 typedef struct workspace {
-    float *x, *a, *h;  /* [rows, D] */
-    float *ffn;        /* [hyps, G] */
-    float *q;          /* [hyps, H*(d_n+d_r)] or [hyps, H*d_h] */
-    float *qcat;       /* latent: [hyps, H, r+d_r] absorbed queries */
-    float *att;        /* [hyps, H, max(r, d_h)] attention outputs */
-    float *y;          /* [hyps, H*d_v] */
-    float *c, *kr;     /* latent: [rows, r], [rows, d_r]; rotary: K, V rows [rows, H_kv*d_h] */
-    float *cp, *cc;    /* mtla: [rows, h_r] */
-    float *gate;       /* mtla: [rows] */
-    float *pe;         /* mtla: [rows, r] chunk sinusoids */
-    float *logits;     /* [hyps, V] */
+    float *x, *a, *h; /* [rows, D] */
+    float *ffn;       /* [hyps, G] */
+    float *q;         /* [hyps, H*(d_n+d_r)] or [hyps, H*d_h] */
+    float *qcat;      /* latent: [hyps, H, r+d_r] absorbed queries */
+    float *att;       /* [hyps, H, max(r, d_h)] attention outputs */
+    float *y;         /* [hyps, H*d_v] */
+    float *c, *kr;    /* latent: [rows, r], [rows, d_r]; rotary: K, V rows [rows, H_kv*d_h] */
+    float *cp, *cc;   /* mtla: [rows, h_r] */
+    float *gate;      /* mtla: [rows] */
+    float *pe;        /* mtla: [rows, r] chunk sinusoids */
+    float *logits;    /* [hyps, V] */
 } workspace;
 
 struct mtla_decoder_state {
@@ -115,8 +115,7 @@ mtla_status mtla_decoder_create(const mtla_ops *ops, mtla_weights *weights,
     const mtla_attention_config *att = &config->decoder.attention;
     if (att->kv_lora_rank > MTLA_OPS_MAX_HEAD_DIM || att->head_dim > MTLA_OPS_MAX_HEAD_DIM)
         return mtla_fail(err, MTLA_ERR_UNSUPPORTED,
-                         "decoder attention rank above %d is not supported",
-                         MTLA_OPS_MAX_HEAD_DIM);
+                         "decoder attention rank above %d is not supported", MTLA_OPS_MAX_HEAD_DIM);
     mtla_decoder *d = calloc(1, sizeof *d);
     if (!d)
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the decoder");
@@ -133,10 +132,10 @@ mtla_status mtla_decoder_create(const mtla_ops *ops, mtla_weights *weights,
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the decoder");
     }
     mtla_status st = MTLA_OK;
-#define BIND(dst, name)                                                                        \
-    do {                                                                                       \
-        if (st == MTLA_OK)                                                                     \
-            st = bind(weights, &(dst), err, name, l);                                          \
+#define BIND(dst, name)                                                                            \
+    do {                                                                                           \
+        if (st == MTLA_OK)                                                                         \
+            st = bind(weights, &(dst), err, name, l);                                              \
     } while (0)
     for (int l = 0; l < d->cfg.layers && st == MTLA_OK; l++) {
         decoder_layer *L = &d->layers[l];
@@ -224,9 +223,8 @@ mtla_status mtla_decoder_state_create(mtla_decoder *decoder, mtla_decoder_state 
 
 static void workspace_free(const mtla_ops *ops, workspace *ws)
 {
-    float **all[] = {&ws->x,  &ws->a,  &ws->h,  &ws->ffn, &ws->q,    &ws->qcat, &ws->att,
-                     &ws->y,  &ws->c,  &ws->kr, &ws->cp,  &ws->cc,   &ws->gate, &ws->pe,
-                     &ws->logits};
+    float **all[] = {&ws->x, &ws->a,  &ws->h,  &ws->ffn, &ws->q,    &ws->qcat, &ws->att,   &ws->y,
+                     &ws->c, &ws->kr, &ws->cp, &ws->cc,  &ws->gate, &ws->pe,   &ws->logits};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (*all[i])
             ops->free(ops, *all[i]);
@@ -317,8 +315,8 @@ static mtla_status workspace_reserve(mtla_decoder_state *st, int64_t rows, int64
         if (!*plan[i].buf) {
             workspace_free(ops, ws);
             st->ws_rows = st->ws_hyps = 0;
-            return mtla_fail(err, MTLA_ERR_NO_MEMORY,
-                             "out of %s memory for a decoding workspace", ops->name);
+            return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of %s memory for a decoding workspace",
+                             ops->name);
         }
     }
     int64_t npos = rows_all * max64(H, att->kv_heads);
@@ -387,8 +385,7 @@ static mtla_status caches_reserve(mtla_decoder_state *st, mtla_error *err)
 }
 
 /* The rope/positions buffer: `n` rows at position `pos`, each repeated `repeat` times. */
-static const float *positions_from(mtla_decoder_state *st, int64_t first, int64_t n,
-                                   int64_t repeat)
+static const float *positions_from(mtla_decoder_state *st, int64_t first, int64_t n, int64_t repeat)
 {
     for (int64_t i = 0; i < n; i++)
         for (int64_t k = 0; k < repeat; k++)
@@ -456,8 +453,8 @@ static void merge_weights(mtla_decoder_state *st, const latent_weights *w, int64
 
 /* Latent keys of `n` input rows x ([n, D]) at global indices first_index.. (positions
  * first_index-1..): ws->c = (w *) kv_norm(c_raw), ws->kr = RoPE(k_r). */
-static void latent_keys(mtla_decoder_state *st, const latent_weights *w, const float *x,
-                        int64_t n, int64_t first_index, int same_position)
+static void latent_keys(mtla_decoder_state *st, const latent_weights *w, const float *x, int64_t n,
+                        int64_t first_index, int same_position)
 {
     const mtla_decoder *d = st->dec;
     const mtla_ops *ops = d->ops;
@@ -496,8 +493,7 @@ static void latent_queries(mtla_decoder_state *st, const latent_weights *w, cons
 }
 
 /* out[b] = W_o concat_h(W_UV,h o_h) for the attention outputs o ([hyps, H, r]). */
-static void latent_output(mtla_decoder_state *st, const latent_weights *w, int64_t hyps,
-                          float *out)
+static void latent_output(mtla_decoder_state *st, const latent_weights *w, int64_t hyps, float *out)
 {
     const mtla_decoder *d = st->dec;
     const mtla_ops *ops = d->ops;
@@ -521,8 +517,8 @@ static void latent_attend(mtla_decoder_state *st, const layer_cache *cache, int6
         {cache->own, cache->own, st->n_own, K, 0, st->cap * K},
     };
     float scale = 1.0f / sqrtf((float)(att->qk_nope_head_dim + att->qk_rope_head_dim));
-    d->ops->decode_attention(d->ops, hyps, att->heads, 1, K, att->kv_lora_rank, scale,
-                             st->ws.qcat, blocks, 2, st->ws.att);
+    d->ops->decode_attention(d->ops, hyps, att->heads, 1, K, att->kv_lora_rank, scale, st->ws.qcat,
+                             blocks, 2, st->ws.att);
 }
 
 /* First step, latent types: key rows [P ; a] with T = 1 .. S+1. Complete prompt chunks go to
@@ -589,8 +585,8 @@ static void latent_step(mtla_decoder_state *st, int l, const float *a, int opens
 
 /* K, V rows of x ([n, D]) at positions first.. (or all at `first` when same_position):
  * ws->c = RoPE(k_proj x), ws->kr = v_proj x, [n, H_kv*d_h]. */
-static void rotary_keys(mtla_decoder_state *st, const rotary_weights *w, const float *x,
-                        int64_t n, int64_t first, int same_position)
+static void rotary_keys(mtla_decoder_state *st, const rotary_weights *w, const float *x, int64_t n,
+                        int64_t first, int same_position)
 {
     const mtla_decoder *d = st->dec;
     const mtla_ops *ops = d->ops;
@@ -599,15 +595,15 @@ static void rotary_keys(mtla_decoder_state *st, const rotary_weights *w, const f
     workspace *ws = &st->ws;
     ops->linear(ops, x, n, D, w->k_w, w->k_b, Hkv * dh, ws->c);
     ops->linear(ops, x, n, D, w->v_w, w->v_b, Hkv * dh, ws->kr);
-    const float *pos = same_position ? positions_same(st, first, n * Hkv)
-                                     : positions_from(st, first, n, Hkv);
+    const float *pos =
+        same_position ? positions_same(st, first, n * Hkv) : positions_from(st, first, n, Hkv);
     ops->rope(ops, ws->c, n * Hkv, dh, dh, pos, (float)att->rope_theta);
 }
 
 /* q = RoPE((q_proj a) d_h^-1/2) for `hyps` rows at position pos, then attention over the
  * shared prompt K/V and the hypotheses' own rows, then out_proj. */
-static void rotary_attend(mtla_decoder_state *st, int l, const float *a, int64_t hyps,
-                          int64_t pos, float *out)
+static void rotary_attend(mtla_decoder_state *st, int l, const float *a, int64_t hyps, int64_t pos,
+                          float *out)
 {
     const mtla_decoder *d = st->dec;
     const mtla_ops *ops = d->ops;
@@ -713,9 +709,8 @@ static void embed(mtla_decoder_state *st, const int32_t *tokens, int64_t n)
     d->ops->embed(d->ops, d->embed, D, tokens, n, sqrtf((float)D), st->ws.x);
 }
 
-mtla_status mtla_decoder_start(mtla_decoder_state *st, const float *prompt,
-                               int64_t prompt_frames, int32_t hyps, int32_t max_steps,
-                               float *logprobs, mtla_error *err)
+mtla_status mtla_decoder_start(mtla_decoder_state *st, const float *prompt, int64_t prompt_frames,
+                               int32_t hyps, int32_t max_steps, float *logprobs, mtla_error *err)
 {
     const mtla_decoder *d = st->dec;
     const mtla_ops *ops = d->ops;
@@ -811,9 +806,9 @@ void mtla_decoder_reorder(mtla_decoder_state *st, const int32_t *source)
         layer_cache *c = &st->caches[l];
         for (int64_t g = 0; g < blocks; g++) {
             /* latent: one block per hypothesis; rotary: K heads then V heads. */
-            int64_t offset = d->latent ? 0
-                                       : (g < blocks / 2 ? g * cap * K
-                                                         : v_offset + (g - blocks / 2) * cap * K);
+            int64_t offset =
+                d->latent ? 0
+                          : (g < blocks / 2 ? g * cap * K : v_offset + (g - blocks / 2) * cap * K);
             int64_t stride = d->latent ? cap * K : (blocks / 2) * cap * K;
             ops->gather_rows(ops, c->spare + offset, stride, c->own + offset, stride, source,
                              st->hyps, st->n_own * K);

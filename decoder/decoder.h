@@ -41,8 +41,8 @@ mtla_status mtla_decoder_start(mtla_decoder_state *state, const float *prompt,
                                float *logprobs, mtla_error *err);
 
 /* Feeds one token per hypothesis (host memory) and writes [hyps, vocab] log-probabilities. */
-mtla_status mtla_decoder_step(mtla_decoder_state *state, const int32_t *tokens,
-                              float *logprobs, mtla_error *err);
+mtla_status mtla_decoder_step(mtla_decoder_state *state, const int32_t *tokens, float *logprobs,
+                              mtla_error *err);
 
 /* Hypothesis b takes over the cache of hypothesis source[b] (host memory, `hyps` entries). */
 void mtla_decoder_reorder(mtla_decoder_state *state, const int32_t *source);

@@ -310,7 +310,8 @@ static char *make_tree(void)
     char *p;
     copy_file(fixture(CLIP), p = join(dir, "in/a.wav")), free(p);
     copy_file(fixture("tests/data/frontend/clip_48000_s24_stereo.flac"),
-              p = join(dir, "in/sub/b.flac")), free(p);
+              p = join(dir, "in/sub/b.flac")),
+        free(p);
     copy_file(fixture(SPEECH), p = join(dir, "in/sub/deeper/c.wav")), free(p);
     write_text(p = join(dir, "in/notes.txt"), "not audio\n"), free(p);
     copy_file(fixture(CLIP), p = join(dir, "in/bad/corrupt.wav")), free(p);
@@ -375,9 +376,8 @@ Test(batch, shards_partition_the_files)
         snprintf(shard, sizeof shard, "%d/3", k);
         snprintf(name, sizeof name, "out%d", k);
         outs[k - 1] = join(dir, name);
-        cli_result r = run_cli(ARGS("--model", model(), "--shard", shard, "-q", in, "-o",
-                                    outs[k - 1]),
-                               NULL, 0);
+        cli_result r = run_cli(
+            ARGS("--model", model(), "--shard", shard, "-q", in, "-o", outs[k - 1]), NULL, 0);
         cli_result_free(&r);
         total += exists(outs[k - 1], "a.txt") + exists(outs[k - 1], "sub/b.txt") +
                  exists(outs[k - 1], "sub/deeper/c.txt");
@@ -463,8 +463,8 @@ Test(batch, a_full_disk_stops_the_run_and_keeps_earlier_outputs)
     copy_file(fixture(CLIP), p = join(dir, "in/1_short.wav")), free(p);
     copy_file(fixture(SPEECH), p = join(dir, "in/2_long.wav")), free(p);
     /* sizes of the two outputs without a limit */
-    cli_result r = run_cli(ARGS("--model", model(), "-s", "-f", "jsonl", "-q", in, "-o", out),
-                           NULL, 0);
+    cli_result r =
+        run_cli(ARGS("--model", model(), "-s", "-f", "jsonl", "-q", in, "-o", out), NULL, 0);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cli_result_free(&r);
     size_t short_size, long_size;
@@ -475,8 +475,8 @@ Test(batch, a_full_disk_stops_the_run_and_keeps_earlier_outputs)
     cr_assert_lt(short_size, long_size);
     remove_tree(out);
 
-    r = run_cli_limited(ARGS("--model", model(), "-s", "-f", "jsonl", "-q", in, "-o", out), NULL,
-                        0, (long)short_size);
+    r = run_cli_limited(ARGS("--model", model(), "-s", "-f", "jsonl", "-q", in, "-o", out), NULL, 0,
+                        (long)short_size);
     cr_expect_eq(r.status, 3, "%s", r.err);
     cr_expect(strstr(r.err, "2_long"), "%s", r.err);
     size_t size;
@@ -522,9 +522,9 @@ Test(format, jsonl_has_one_object_per_segment)
 static void check_subtitles(const char *format)
 {
     char *dir = temp_dir(), *out = join(dir, "out");
-    cli_result r = run_cli(ARGS("--model", model(), "-s", "-f", format, fixture(SPEECH),
-                                fixture(CLIP), "-o", out),
-                           NULL, 0);
+    cli_result r = run_cli(
+        ARGS("--model", model(), "-s", "-f", format, fixture(SPEECH), fixture(CLIP), "-o", out),
+        NULL, 0);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cli_result_free(&r);
     const char *names[] = {"speech_with_pauses", "sense_and_sensibility_01_austen_64kb-0870"};
@@ -560,8 +560,8 @@ Test(format, vtt_parses_with_a_real_parser)
 
 Test(format, subtitles_of_several_inputs_need_an_output_directory)
 {
-    cli_result r = run_cli(ARGS("--model", model(), "-f", "srt", fixture(CLIP), fixture(SPEECH)),
-                           NULL, 0);
+    cli_result r =
+        run_cli(ARGS("--model", model(), "-f", "srt", fixture(CLIP), fixture(SPEECH)), NULL, 0);
     cr_expect_eq(r.status, 2);
     cr_expect(strstr(r.err, "-o"), "%s", r.err);
     cli_result_free(&r);

@@ -51,8 +51,8 @@ static golden golden_open(const char *model)
     g.ops = mtla_ops_cpu_create(1);
     cr_assert(g.ops);
     cr_assert_eq(mtla_weights_create(g.ops, g.dir, &g.weights, &err), MTLA_OK);
-    cr_assert_eq(mtla_decoder_create(g.ops, g.weights, &g.dir->config, &g.decoder, &err),
-                 MTLA_OK, "%s", err.message);
+    cr_assert_eq(mtla_decoder_create(g.ops, g.weights, &g.dir->config, &g.decoder, &err), MTLA_OK,
+                 "%s", err.message);
     cr_assert_eq(mtla_decoder_state_create(g.decoder, &g.state, &err), MTLA_OK);
     snprintf(rel, sizeof rel, "tests/golden/models/%s/fixtures/prompt.npy", model);
     g.prompt = npy_load(fixture(rel));
@@ -90,8 +90,7 @@ static void check_forced(const char *model)
 
     float *lp = malloc((size_t)V * sizeof *lp);
     mtla_error err = {0};
-    cr_assert_eq(mtla_decoder_start(g.state, g.prompt.data, (int64_t)g.prompt.rows, 1, n, lp,
-                                    &err),
+    cr_assert_eq(mtla_decoder_start(g.state, g.prompt.data, (int64_t)g.prompt.rows, 1, n, lp, &err),
                  MTLA_OK, "%s", err.message);
     double worst = max_abs_diff(lp, want.data, (size_t)V);
     for (int j = 1; j < n; j++) {
@@ -137,16 +136,14 @@ static void check_beam(const char *model, int beam)
 
     mtla_beam_result res;
     mtla_error err = {0};
-    cr_assert_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res,
-                                  &err),
+    cr_assert_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res, &err),
                  MTLA_OK, "%s", err.message);
     cJSON *finalized = cJSON_GetObjectItem(want, "finalized");
     cr_assert_eq(res.count, cJSON_GetArraySize(finalized), "%s beam %d: %d finalised, oracle %d",
                  model, beam, (int)res.count, cJSON_GetArraySize(finalized));
     char what[96];
     snprintf(what, sizeof what, "%s beam %d best", model, beam);
-    check_tokens(what, cJSON_GetObjectItem(want, "tokens"), res.hyps[0].tokens,
-                 res.hyps[0].length);
+    check_tokens(what, cJSON_GetObjectItem(want, "tokens"), res.hyps[0].tokens, res.hyps[0].length);
     double score = cJSON_GetObjectItem(want, "score")->valuedouble;
     cr_expect_leq(fabs(res.hyps[0].score - score), TOLERANCE, "%s: score %.6f, oracle %.6f", what,
                   res.hyps[0].score, score);
@@ -156,8 +153,8 @@ static void check_beam(const char *model, int beam)
         check_tokens(what, cJSON_GetObjectItem(h, "tokens"), res.hyps[i].tokens,
                      res.hyps[i].length);
         double s = cJSON_GetObjectItem(h, "score")->valuedouble;
-        cr_expect_leq(fabs(res.hyps[i].score - s), TOLERANCE, "%s: score %.6f, oracle %.6f",
-                      what, res.hyps[i].score, s);
+        cr_expect_leq(fabs(res.hyps[i].score - s), TOLERANCE, "%s: score %.6f, oracle %.6f", what,
+                      res.hyps[i].score, s);
     }
     cr_log_info("%s beam %d: %d tokens, score %.5f (oracle %.5f), %d steps", model, beam,
                 (int)res.hyps[0].length, res.hyps[0].score, score, (int)res.steps);
@@ -165,11 +162,23 @@ static void check_beam(const char *model, int beam)
     golden_close(&g);
 }
 
-#define GOLDEN_MODEL(name)                                                                     \
-    Test(decoder, name##_forced_log_probs) { check_forced(#name); }                            \
-    Test(beam, name##_beam_1) { check_beam(#name, 1); }                                        \
-    Test(beam, name##_beam_5) { check_beam(#name, 5); }                                        \
-    Test(beam, name##_beam_50) { check_beam(#name, 50); }
+#define GOLDEN_MODEL(name)                                                                         \
+    Test(decoder, name##_forced_log_probs)                                                         \
+    {                                                                                              \
+        check_forced(#name);                                                                       \
+    }                                                                                              \
+    Test(beam, name##_beam_1)                                                                      \
+    {                                                                                              \
+        check_beam(#name, 1);                                                                      \
+    }                                                                                              \
+    Test(beam, name##_beam_5)                                                                      \
+    {                                                                                              \
+        check_beam(#name, 5);                                                                      \
+    }                                                                                              \
+    Test(beam, name##_beam_50)                                                                     \
+    {                                                                                              \
+        check_beam(#name, 50);                                                                     \
+    }
 
 GOLDEN_MODEL(transformer_mtla_s2)
 GOLDEN_MODEL(transformer_mtla_s2_even)
@@ -191,8 +200,8 @@ Test(decoder, mtla_shares_complete_prompt_chunks_and_reorders_only_own_slots)
     int64_t shared, own;
     mtla_decoder_cache_bytes(g.state, &shared, &own);
     const mtla_attention_config *a = &g.dir->config.decoder.attention;
-    int64_t slot = (int64_t)(a->kv_lora_rank + a->qk_rope_head_dim) * 4 *
-                   g.dir->config.decoder.layers;
+    int64_t slot =
+        (int64_t)(a->kv_lora_rank + a->qk_rope_head_dim) * 4 * g.dir->config.decoder.layers;
     cr_expect_eq(shared, (S / 2) * slot, "shared: floor(S/s) slots per layer");
     cr_expect_eq(own, slot, "own: one slot (the start token's chunk) per layer");
 
@@ -212,8 +221,7 @@ Test(decoder, mtla_shares_complete_prompt_chunks_and_reorders_only_own_slots)
     float *after = malloc((size_t)(4 * V) * sizeof *after);
     cr_assert_eq(mtla_decoder_step(again, next, after, &err), MTLA_OK);
     for (int b = 0; b < 4; b++)
-        cr_expect_leq(max_abs_diff(after + (size_t)b * V, before + (size_t)perm[b] * V,
-                                   (size_t)V),
+        cr_expect_leq(max_abs_diff(after + (size_t)b * V, before + (size_t)perm[b] * V, (size_t)V),
                       1e-6, "hypothesis %d after reorder", b);
     mtla_decoder_state_free(again);
     free(before);
@@ -228,8 +236,7 @@ Test(decoder, stepping_past_the_reserved_length_is_an_error)
     int32_t V = g.dir->config.vocab.size;
     float *lp = malloc((size_t)V * sizeof *lp);
     mtla_error err = {0};
-    cr_assert_eq(mtla_decoder_start(g.state, g.prompt.data, (int64_t)g.prompt.rows, 1, 1, lp,
-                                    &err),
+    cr_assert_eq(mtla_decoder_start(g.state, g.prompt.data, (int64_t)g.prompt.rows, 1, 1, lp, &err),
                  MTLA_OK);
     int32_t token = 5;
     cr_assert_eq(mtla_decoder_step(g.state, &token, lp, &err), MTLA_OK);

@@ -50,8 +50,8 @@ static char *oracle_line(const char *name, int beam, int text)
     } else {
         cJSON *t;
         size_t n = 0;
-        cJSON_ArrayForEach(t, cJSON_GetObjectItem(best, "tokens"))
-            n += (size_t)snprintf(line + n, 8192 - n, n ? " %d" : "%d", (int)t->valuedouble);
+        cJSON_ArrayForEach(t, cJSON_GetObjectItem(best, "tokens")) n +=
+            (size_t)snprintf(line + n, 8192 - n, n ? " %d" : "%d", (int)t->valuedouble);
         snprintf(line + n, 8192 - n, "\n");
     }
     cJSON_Delete(b);
@@ -62,8 +62,7 @@ static const char *input_features(const char *name)
 {
     cJSON *meta = fixture_json(name, "meta.json");
     static char path[512];
-    snprintf(path, sizeof path, "%s",
-             fixture(cJSON_GetObjectItem(meta, "input")->valuestring));
+    snprintf(path, sizeof path, "%s", fixture(cJSON_GetObjectItem(meta, "input")->valuestring));
     cJSON_Delete(meta);
     return path;
 }
@@ -82,21 +81,21 @@ static void check_features(const char *name, int beam)
     free(want);
 
     want = oracle_line(name, beam, 1);
-    r = run_cli(ARGS("--model", model(name), "-b", beam_arg, "--input-features",
-                     input_features(name)),
-                NULL, 0);
+    r = run_cli(
+        ARGS("--model", model(name), "-b", beam_arg, "--input-features", input_features(name)),
+        NULL, 0);
     cr_assert_eq(r.status, 0, "%s: %s", name, r.err);
     cr_expect_str_eq((char *)r.out, want, "%s beam %d text", name, beam);
     cli_result_free(&r);
     free(want);
 }
 
-#define GOLDEN(name)                                                                           \
-    Test(translate, name##_matches_the_oracle)                                                 \
-    {                                                                                          \
-        check_features(#name, 1);                                                              \
-        check_features(#name, 5);                                                              \
-        check_features(#name, 50);                                                             \
+#define GOLDEN(name)                                                                               \
+    Test(translate, name##_matches_the_oracle)                                                     \
+    {                                                                                              \
+        check_features(#name, 1);                                                                  \
+        check_features(#name, 5);                                                                  \
+        check_features(#name, 50);                                                                 \
     }
 
 GOLDEN(transformer_mtla_s2)
@@ -139,8 +138,8 @@ Test(translate, standard_input_is_translated)
     size_t size;
     unsigned char *wav = read_file(fixture("tests/data/frontend/clip_16000_s16.wav"), &size);
     char *want = oracle_line("transformer_mtla_s2", 5, 0);
-    cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--print-tokens", "-"),
-                           wav, size);
+    cli_result r =
+        run_cli(ARGS("--model", model("transformer_mtla_s2"), "--print-tokens", "-"), wav, size);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_expect_str_eq((char *)r.out, want);
     cli_result_free(&r);
@@ -151,9 +150,8 @@ Test(translate, standard_input_is_translated)
 Test(translate, model_from_the_environment)
 {
     setenv("MTLA_ST_MODEL", model("transformer_mha"), 1);
-    cli_result r = run_cli(ARGS("--print-tokens", "--input-features",
-                                input_features("transformer_mha")),
-                           NULL, 0);
+    cli_result r = run_cli(
+        ARGS("--print-tokens", "--input-features", input_features("transformer_mha")), NULL, 0);
     unsetenv("MTLA_ST_MODEL");
     char *want = oracle_line("transformer_mha", 5, 0);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -165,11 +163,11 @@ Test(translate, model_from_the_environment)
 Test(translate, a_failing_input_is_named_and_the_others_are_still_translated)
 {
     char *want = oracle_line("transformer_mtla_s2", 5, 0);
-    cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--print-tokens",
-                                "/nonexistent/a.wav",
-                                fixture("tests/data/frontend/clip_16000_s16.wav"),
-                                fixture("tests/data/frontend/clip_16000_s16.wav") /* twice */),
-                           NULL, 0);
+    cli_result r =
+        run_cli(ARGS("--model", model("transformer_mtla_s2"), "--print-tokens",
+                     "/nonexistent/a.wav", fixture("tests/data/frontend/clip_16000_s16.wav"),
+                     fixture("tests/data/frontend/clip_16000_s16.wav") /* twice */),
+                NULL, 0);
     cr_expect_eq(r.status, 1);
     cr_expect(strstr(r.err, "/nonexistent/a.wav"), "%s", r.err);
     char both[16384];
@@ -262,11 +260,11 @@ Test(translate, bad_models_and_options_exit_2_with_a_message)
     cr_expect(strstr(r.err, "config.json"), "%s", r.err);
     cli_result_free(&r);
 
-    const char *bad[][2] = {{"--beam", "0"}, {"--beam", "x"}, {"--max-len-b", "0"},
+    const char *bad[][2] = {{"--beam", "0"},       {"--beam", "x"},     {"--max-len-b", "0"},
                             {"--max-len-a", "-1"}, {"--threads", "-2"}, {"--lenpen", "nan"}};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        r = run_cli(ARGS("--model", model("transformer_mtla_s2"), bad[i][0], bad[i][1], wav),
-                    NULL, 0);
+        r = run_cli(ARGS("--model", model("transformer_mtla_s2"), bad[i][0], bad[i][1], wav), NULL,
+                    0);
         cr_expect_eq(r.status, 2, "%s %s", bad[i][0], bad[i][1]);
         cr_expect(strstr(r.err, bad[i][0]), "%s %s: %s", bad[i][0], bad[i][1], r.err);
         cr_expect_eq(r.out_size, 0);
@@ -278,7 +276,7 @@ Test(translate, help_lists_the_translation_options)
 {
     cli_result r = run_cli(ARGS("--help"), NULL, 0);
     cr_assert_eq(r.status, 0);
-    const char *want[] = {"--model", "--beam", "--lenpen", "--max-len-a", "--max-len-b",
+    const char *want[] = {"--model",   "--beam",         "--lenpen", "--max-len-a", "--max-len-b",
                           "--threads", "--print-tokens", "features", "segments"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_expect(strstr((char *)r.out, want[i]), "--help lacks %s", want[i]);
@@ -295,8 +293,8 @@ Test(translate, features_with_the_wrong_number_of_bins_are_refused)
     int n = snprintf(header, sizeof header,
                      "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3), }");
     int pad = 64 - (10 + n + 1) % 64;
-    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
-                               (unsigned char)(n + pad + 1), 0};
+    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n + pad + 1),
+                               0};
     cr_assert_eq(write(fd, magic, 10), 10);
     cr_assert_eq(write(fd, header, (size_t)n), n);
     for (int i = 0; i < pad; i++)
@@ -305,8 +303,8 @@ Test(translate, features_with_the_wrong_number_of_bins_are_refused)
     float zeros[12] = {0};
     cr_assert_eq(write(fd, zeros, sizeof zeros), (ssize_t)sizeof zeros);
     close(fd);
-    cli_result r = run_cli(ARGS("--model", model("transformer_mtla_s2"), "--input-features", path),
-                           NULL, 0);
+    cli_result r =
+        run_cli(ARGS("--model", model("transformer_mtla_s2"), "--input-features", path), NULL, 0);
     cr_expect_eq(r.status, 1);
     cr_expect(strstr(r.err, "3 bins"), "%s", r.err);
     cli_result_free(&r);

@@ -14,11 +14,15 @@
 #include "encoder/encoder.h"
 #include "mtla-st.h"
 #include "tokenizer/tokenizer.h"
+#ifdef MTLA_ST_HAVE_CUDA
+#include "cuda/ops_cuda.h"
+#endif
 
 struct mtla_translator {
     const mtla_model *model;
     const mtla_model_config *config;
     mtla_ops *ops;
+    int cuda; /* ops is the CUDA backend */
     mtla_weights *weights;
     mtla_encoder *encoder;
     mtla_decoder *decoder;
@@ -31,7 +35,7 @@ struct mtla_translator {
 
 mtla_translator_params mtla_translator_default_params(void)
 {
-    mtla_translator_params p = {.threads = 0};
+    mtla_translator_params p = {.threads = 0, .device = -1};
     return p;
 }
 
@@ -53,6 +57,43 @@ mtla_decode_params mtla_decode_default_params(const mtla_model *model)
     return p;
 }
 
+/* The CPU backend, or CUDA device params->device. */
+static mtla_status create_backend(mtla_translator *t, const mtla_translator_params *params,
+                                  mtla_error *err)
+{
+    if (params->device < 0) {
+        t->ops = mtla_ops_cpu_create(params->threads);
+        return t->ops ? MTLA_OK
+                      : mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the backend");
+    }
+#ifdef MTLA_ST_HAVE_CUDA
+    char message[256];
+    t->ops = mtla_ops_cuda_create(params->device, message, sizeof message);
+    t->cuda = t->ops != NULL;
+    return t->ops ? MTLA_OK
+                  : mtla_fail(err, MTLA_ERR_UNSUPPORTED, "CUDA device %d: %s",
+                              (int)params->device, message);
+#else
+    return mtla_fail(err, MTLA_ERR_UNSUPPORTED,
+                     "CUDA device %d requested, but this build has no CUDA backend",
+                     (int)params->device);
+#endif
+}
+
+/* Ops cannot fail; a device backend records errors, checked once per translation. */
+static mtla_status check_backend(const mtla_translator *t, mtla_error *err)
+{
+#ifdef MTLA_ST_HAVE_CUDA
+    char message[256];
+    if (t->cuda && mtla_ops_cuda_check(t->ops, message, sizeof message) != 0)
+        return mtla_fail(err, MTLA_ERR_INTERNAL, "CUDA: %s", message);
+#else
+    (void)t;
+    (void)err;
+#endif
+    return MTLA_OK;
+}
+
 mtla_status mtla_translator_create(const mtla_model *model, const mtla_translator_params *params,
                                    mtla_translator **out, mtla_error *err)
 {
@@ -72,9 +113,7 @@ mtla_status mtla_translator_create(const mtla_model *model, const mtla_translato
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for a translator");
     t->model = model;
     t->config = &model->dir->config;
-    t->ops = mtla_ops_cpu_create(params->threads);
-    mtla_status st =
-        t->ops ? MTLA_OK : mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the backend");
+    mtla_status st = create_backend(t, params, err);
     if (st == MTLA_OK)
         st = mtla_weights_create(t->ops, model->dir, &t->weights, err);
     if (st == MTLA_OK)
@@ -118,7 +157,14 @@ void mtla_translator_free(mtla_translator *t)
     mtla_decoder_free(t->decoder);
     mtla_encoder_free(t->encoder);
     mtla_weights_free(t->weights);
-    mtla_ops_cpu_free(t->ops);
+#ifdef MTLA_ST_HAVE_CUDA
+    if (t->cuda) {
+        mtla_ops_cuda_free(t->ops);
+        t->ops = NULL;
+    }
+#endif
+    if (t->ops)
+        mtla_ops_cpu_free(t->ops);
     free(t);
 }
 
@@ -222,6 +268,8 @@ mtla_status mtla_translate_features(mtla_translator *t, const float *features, i
         bp.min_len = bp.max_len;
     mtla_beam_result res;
     st = mtla_beam_search(t->state, t->prompt, s_prompt, &bp, &res, err);
+    if (st == MTLA_OK && (st = check_backend(t, err)) != MTLA_OK)
+        mtla_beam_result_free(&res);
     if (st != MTLA_OK)
         return st;
     if (res.count == 0) {

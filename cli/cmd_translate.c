@@ -32,7 +32,8 @@ enum {
     OPT_SEGMENT,
     OPT_FILES_FROM,
     OPT_SHARD,
-    OPT_OVERWRITE
+    OPT_OVERWRITE,
+    OPT_DEVICE
 };
 
 void translate_usage(FILE *out)
@@ -49,6 +50,8 @@ void translate_usage(FILE *out)
             "  -m, --model DIR       model directory (default: $MTLA_ST_MODEL, else the model\n"
             "                        bundled with mtla-st)\n"
             "  -t, --threads N       CPU threads (default 0: all cores)\n"
+            "  --device D            cpu (default) or cuda[:N], CUDA device N (0); the CUDA\n"
+            "                        backend has not been validated on a GPU yet\n"
             "\n"
             "Decoding (defaults from the model's config.json):\n"
             "  -b, --beam N          beam size; 1 is greedy decoding\n"
@@ -87,6 +90,7 @@ typedef struct translate_options {
     const char *output_dir;
     const char *files_from;
     int threads;
+    int device; /* -1: CPU */
     int print_tokens, input_features, segment, overwrite, quiet, verbose;
     int shard_k, shard_n;
     output_format format;
@@ -132,6 +136,7 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
     static const struct option longopts[] = {
         {"model", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
+        {"device", required_argument, NULL, OPT_DEVICE},
         {"beam", required_argument, NULL, 'b'},
         {"lenpen", required_argument, NULL, OPT_LENPEN},
         {"max-len-a", required_argument, NULL, OPT_MAX_LEN_A},
@@ -165,6 +170,20 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
             if (!cli_parse_int(optarg, "--threads", 0, 1024, &v))
                 return EXIT_USAGE;
             o->threads = (int)v;
+            break;
+        case OPT_DEVICE:
+            if (strcmp(optarg, "cpu") == 0) {
+                o->device = -1;
+            } else if (strcmp(optarg, "cuda") == 0) {
+                o->device = 0;
+            } else if (strncmp(optarg, "cuda:", 5) == 0 &&
+                       cli_parse_int(optarg + 5, "--device cuda:N", 0, 1023, &v)) {
+                o->device = (int)v;
+            } else {
+                if (strncmp(optarg, "cuda:", 5) != 0)
+                    cli_error("--device must be cpu, cuda or cuda:N, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
             break;
         case 'b':
             if (!cli_parse_int(optarg, "--beam", 1, 4096, &o->beam))
@@ -446,7 +465,7 @@ static int run_to_directory(batch *b, const input_item *it)
 
 int cmd_translate(int argc, char **argv)
 {
-    translate_options o = {0};
+    translate_options o = {.device = -1};
     cli_input_options io;
     cli_input_options_init(&io);
     int status = parse_options(argc, argv, &o, &io);
@@ -522,8 +541,9 @@ int cmd_translate(int argc, char **argv)
         b.ctx.decode.max_len_b = (int32_t)o.max_len_b;
     mtla_translator_params tp = mtla_translator_default_params();
     tp.threads = o.threads;
+    tp.device = o.device;
     if (mtla_translator_create(model, &tp, &b.ctx.translator, &err) != MTLA_OK) {
-        cli_error("model %s: %s", model_dir, err.message);
+        cli_error("%s", err.message);
         mtla_model_close(model);
         inputs_free(&inputs);
         return EXIT_USAGE;

@@ -217,6 +217,7 @@ typedef struct mtla_translator mtla_translator;
 
 typedef struct mtla_translator_params {
     int32_t threads; /* CPU threads for matrix products and attention; 0: all cores */
+    int32_t device;  /* -1: the CPU (default); N >= 0: CUDA device N (builds with CUDA) */
 } mtla_translator_params;
 
 mtla_translator_params mtla_translator_default_params(void);

@@ -311,3 +311,26 @@ Test(translate, features_with_the_wrong_number_of_bins_are_refused)
     unlink(path);
     free(path);
 }
+
+/* On a machine with a CUDA device the GPU must print the CPU's tokens; without one, asking for
+ * it is a clear usage error. */
+Test(translate, device_cuda_matches_the_cpu_or_is_refused)
+{
+    char detail[256];
+    int32_t devices = mtla_cuda_device_count(detail, sizeof detail);
+    const char *name = "transformer_mtla_s2";
+    cli_result r = run_cli(ARGS("--model", model(name), "--device", "cuda:0", "--print-tokens",
+                                "--input-features", input_features(name)),
+                           NULL, 0);
+    if (devices == 0) {
+        cr_expect_eq(r.status, 2, "%s", r.err);
+        cr_expect(strstr(r.err, "CUDA"), "%s", r.err);
+        cr_expect_eq(r.out_size, 0);
+    } else {
+        char *want = oracle_line(name, 5, 0);
+        cr_expect_eq(r.status, 0, "%s", r.err);
+        cr_expect_str_eq((char *)r.out, want);
+        free(want);
+    }
+    cli_result_free(&r);
+}

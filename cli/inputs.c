@@ -67,23 +67,26 @@ static int walk(input_list *list, const char *dir, const char *rel, const char *
     char **names = NULL;
     size_t n = 0, cap = 0;
     struct dirent *e;
-    while ((e = readdir(d))) {
+    int status = 0;
+    while (status == 0 && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 32;
             char **grown = realloc(names, cap * sizeof *grown);
-            if (!grown)
-                break;
-            names = grown;
+            if (grown)
+                names = grown;
+            else
+                status = -1;
         }
-        if (!(names[n] = strdup(e->d_name)))
-            break;
-        n++;
+        if (status == 0 && !(names[n++] = strdup(e->d_name)))
+            status = -1, n--;
     }
     closedir(d);
-    qsort(names, n, sizeof *names, by_name);
-    int status = 0;
+    if (status != 0)
+        snprintf(message, size, "out of memory listing '%s'", dir);
+    else if (n > 0)
+        qsort(names, n, sizeof *names, by_name);
     for (size_t i = 0; i < n; i++) {
         char path[PATH_MAX], child_rel[PATH_MAX];
         int a = snprintf(path, sizeof path, "%s/%s", dir, names[i]);

@@ -321,6 +321,42 @@ class Projector(nn.Module):
                                                                  rounding_mode="floor")
 
 
+class _GrowingTable:
+    """Memoises one of the authors' index-only mask/encoding constructors on the device.
+
+    Their training path rebuilds, in every layer and step, generate_chunk_mask(T, s),
+    generate_stride_aware_causal_mask(T) and the hyper-network's positional_encoding(t) on
+    the CPU and copies them with .to(device): a blocking host-to-device copy each time.
+    Entry [i, j] (or row i) of each depends on i and j only, so the T x T (or first-t-rows)
+    result is the top-left block of the same table built for any larger size; this builds
+    it once on the module's device, grows it by doubling, and returns slices. The values are
+    the authors' own (their function makes the table); .to(device) is then a no-op.
+    """
+
+    def __init__(self, fn, device_of, square):
+        self.fn, self.device_of, self.square = fn, device_of, square
+        self.table, self.size = None, 0
+
+    def __call__(self, n, *rest, **kw):
+        dev = self.device_of()
+        if self.table is None or n > self.size or self.table.device != dev or \
+                self.rest != (rest, tuple(sorted(kw.items()))):
+            self.size = max(n, 2 * self.size, 256)
+            self.rest = (rest, tuple(sorted(kw.items())))
+            self.table = self.fn(self.size, *rest, **kw).to(dev)
+        return self.table[:n, :n] if self.square else self.table[:, :n]
+
+
+def _memoize_authors_tables(att):
+    def device_of():
+        return att.wkv_a.weight.device
+    att.generate_chunk_mask = _GrowingTable(att.generate_chunk_mask, device_of, True)
+    att.generate_stride_aware_causal_mask = _GrowingTable(
+        att.generate_stride_aware_causal_mask, device_of, True)
+    hn = att.hypernet_down
+    hn.positional_encoding = _GrowingTable(hn.positional_encoding, device_of, False)
+
+
 class DecoderLayer(nn.Module):
     """a = LN1(x); x = LN1(x + Attn(a, [P ; a])); x = LN2(x + fc2(ReLU(fc1(x)))), with the
     authors' MultiheadTemporalLatentAttention as self_attn (names wq, wkv_a, kv_norm, wkv_b,
@@ -333,6 +369,7 @@ class DecoderLayer(nn.Module):
             q_lora_rank=0, kv_lora_rank=att["kv_lora_rank"],
             qk_nope_head_dim=att["qk_nope_head_dim"], qk_rope_head_dim=att["qk_rope_head_dim"],
             v_head_dim=att["v_head_dim"], down_rate=att["down_rate"])
+        _memoize_authors_tables(self.self_attn)
         self.self_attn_layer_norm = nn.LayerNorm(d, eps=LN_EPS)
         self.fc1, self.fc2 = nn.Linear(d, ffn), nn.Linear(ffn, d)
         self.final_layer_norm = nn.LayerNorm(d, eps=LN_EPS)

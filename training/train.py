@@ -12,7 +12,8 @@ CORPUS holds train.tsv and valid.tsv (training/dataset.py); RUN collects everyth
                               ends, so the next command resumes exactly where this one
                               stopped (10-minute device commands chain)
   checkpoint_<step>.pt        model weights (for averaging), with their valid loss
-  history.json, train.log     losses, learning rate, throughput, valid loss per save
+  history.json, train.log     losses, learning rate, throughput, valid (and --dev) loss
+                              per save
   DONE                        written when max_steps is reached
 
 Training: label-smoothed cross entropy (0.1), SpecAugment on the normalised features,
@@ -119,6 +120,8 @@ def prune_checkpoints(run, history, keep):
     saved = [h for h in history["saves"] if (run / h["file"]).exists()]
     last = {h["file"] for h in saved[-keep:]}
     best = {h["file"] for h in sorted(saved, key=lambda h: h["valid"]["loss"])[:keep]}
+    best |= {h["file"] for h in sorted((h for h in saved if h.get("dev")),
+                                       key=lambda h: h["dev"]["loss"])[:keep]}
     for h in saved:
         if h["file"] not in last | best:
             (run / h["file"]).unlink()
@@ -130,6 +133,9 @@ def main(argv=None):
     ap.add_argument("--corpus", required=True, help="folder with train.tsv and valid.tsv")
     ap.add_argument("--run", required=True, help="output folder (resumed when it holds state)")
     ap.add_argument("--cache", help="feature cache folder (default RUN/cache)")
+    ap.add_argument("--dev", help="extra manifest scored at every save (teacher-forced loss), "
+                               "e.g. the Asterisk a..l dev set, for checkpoint choice "
+                               "(average.py --by dev); never trained on")
     ap.add_argument("--device", default=None, help="cuda or cpu (default: cuda if available)")
     ap.add_argument("--workers", type=int, default=None, help="data loader/feature workers")
     ap.add_argument("--loader", choices=("resident", "workers"), default=None,
@@ -140,6 +146,8 @@ def main(argv=None):
                     help="seconds: stop cleanly (validate, save full state) after this long")
     ap.add_argument("--max-steps", type=int, default=None, help="override train.max_steps")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    ap.add_argument("--amp", choices=("bf16", "fp16", "none"), default=None,
+                    help="override train.amp (mixed precision on CUDA)")
     args = ap.parse_args(argv)
     t_start = time.time()
 
@@ -165,6 +173,8 @@ def main(argv=None):
         cfg = load_config(args.config)
     if args.max_steps is not None:
         cfg["train"]["max_steps"] = args.max_steps
+    if args.amp:
+        cfg["train"]["amp"] = args.amp
     cfg_path.write_text(json.dumps(cfg, indent=1) + "\n")
     tc = cfg["train"]
     if args.threads:
@@ -191,6 +201,10 @@ def main(argv=None):
                                     log=log)
     valid_idx = build_feature_cache(corpus_dir / "valid.tsv", cache, workers=os.cpu_count(),
                                     log=log)
+    dev_idx = None
+    if args.dev:
+        dev_dir = cache / "dev"     # its own folder: its manifest may also be called *.tsv
+        dev_idx = build_feature_cache(args.dev, dev_dir, workers=os.cpu_count(), log=log)
     log(f"feature caches ready in {time.time() - t0:.1f} s")
     train = FeatureCorpus(train_idx, tok, tc["min_frames"], tc["max_utt_frames"],
                           tc["max_tokens"])
@@ -202,11 +216,13 @@ def main(argv=None):
         valid.start = [valid.start[i] for i in sel]
         valid.targets = [valid.targets[i] for i in sel]
         valid.keep = [valid.keep[i] for i in sel]
+    dev = FeatureCorpus(dev_idx, tok, 1, 100000, 100000) if dev_idx else None
     loader_kind = args.loader or ("resident" if device.type == "cuda" else "workers")
-    res_train = res_valid = None
+    res_train = res_valid = res_dev = None
     if loader_kind == "resident":
         t0 = time.time()
         res_train, res_valid = ResidentCorpus(train, device), ResidentCorpus(valid, device)
+        res_dev = ResidentCorpus(dev, device) if dev else None
         log(f"corpus resident on {device}: {res_train.table.shape[0]} + "
             f"{res_valid.table.shape[0]} frames, normalised in {time.time() - t0:.1f} s")
     log(f"train {len(train)} utterances ({train.dropped} dropped by length), "
@@ -253,18 +269,20 @@ def main(argv=None):
             log(f"[{reason}] step {state['step']}: state saved")
             return
         v = validate(model, valid, res_valid, tc, device, amp_dtype, workers)
+        vd = validate(model, dev, res_dev, tc, device, amp_dtype, workers) if dev else None
         name = f"checkpoint_{state['step']}.pt"
         save_checkpoint(run / name, {"model": model.export_state_dict(), "config": cfg,
                                      "spm_model": str(spm_model.resolve()),
                                      "step": state["step"], "valid": v})
         history["saves"] = [h for h in history["saves"] if h["step"] != state["step"]]
         history["saves"].append({"step": state["step"], "file": name, "valid": v,
-                                 "time": time.time()})
+                                 "dev": vd, "time": time.time()})
         prune_checkpoints(run, history, tc["keep_checkpoints"])
         save_checkpoint(last, full_state())
         (run / "history.json").write_text(json.dumps(history, indent=1) + "\n")
         log(f"[{reason}] step {state['step']}: valid loss {v['loss']:.4f} nll {v['nll']:.4f} "
-            f"ppl {v['ppl']:.2f} -> {name}")
+            f"ppl {v['ppl']:.2f}" + (f"; dev loss {vd['loss']:.4f} nll {vd['nll']:.4f}"
+                                     if vd else "") + f" -> {name}")
 
     specaug = cfg.get("specaugment")
     model.train()

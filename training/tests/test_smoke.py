@@ -7,8 +7,8 @@
 2. training/train.py with configs/tiny.json: 20 steps (DataLoader collation), then a second
    command resumes from checkpoint_last.pt to step 30 (as chained 10-minute device commands
    do) with the resident corpus (normalised features in memory, batched SpecAugment).
-3. training/average.py (last 3 checkpoints), training/export.py (float16, forced into
-   several shards).
+3. training/average.py (the 3 checkpoints of lowest loss on the --dev manifest, here the
+   test_voice set), training/export.py (float16, forced into several shards).
 4. The export loads in tools/reference's oracle and in the C engine; on 2 test utterances
    the oracle's beam search and the engine (on the engine's features and on the audio)
    give identical tokens (training/eval/parity.py).
@@ -118,7 +118,8 @@ def smoke(tmp):
     print(f"corpus: {sum(len(v) for v in sets.values())} utterances in "
           f"{time.time() - t0:.1f} s")
     common = ["--config", "training/configs/tiny.json", "--corpus", str(corpus),
-              "--run", str(runp), "--device", "cpu", "--workers", "0", "--threads", "2"]
+              "--run", str(runp), "--device", "cpu", "--workers", "0", "--threads", "2",
+              "--dev", str(corpus / "test_voice.tsv")]
     # first command: DataLoader collation; the resumed one: the resident (in-memory) corpus
     run(["training/train.py", *common, "--max-steps", "20", "--loader", "workers"])
     out = run(["training/train.py", *common, "--loader", "resident"])
@@ -130,7 +131,8 @@ def smoke(tmp):
     print(f"train loss per 5 steps: {' '.join(f'{x:.2f}' for x in losses)}")
     assert losses[-1] < losses[0], "the training loss did not go down"
 
-    run(["training/average.py", "--run", str(runp), "--last", "3",
+    assert all(h["dev"]["loss"] > 0 for h in hist["saves"])
+    run(["training/average.py", "--run", str(runp), "--best", "3", "--by", "dev",
          "--out", str(runp / "averaged.pt")])
     run(["training/export.py", "--checkpoint", str(runp / "averaged.pt"), "--out",
          str(export), "--dtype", "F16", "--max-shard-mib", "0.2"])

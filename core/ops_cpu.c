@@ -67,7 +67,11 @@ static void cpu_add_bias(const mtla_ops *ops, float *x, const float *bias, int64
 static void cpu_linear(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
                        const float *w, const float *bias, int64_t out, float *y)
 {
-    cpu_gemm(ops, 0, 1, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    if (rows == 1) /* greedy decoding: a matrix-vector product streams w once */
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)out, (blasint)in, 1.0f, w, (blasint)in,
+                    x, 1, 0.0f, y, 1);
+    else
+        cpu_gemm(ops, 0, 1, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
     if (bias)
         cpu_add_bias(ops, y, bias, rows, out);
 }
@@ -92,19 +96,39 @@ static void cpu_layer_norm(const mtla_ops *ops, const float *x, int64_t rows, in
     }
 }
 
+/* Softmax and log-softmax in float32 as torch computes them on the CPU (max, exp, sum); the
+ * exp loops are written for the compiler's vector math library (-fno-math-errno,
+ * -fopenmp-simd: see CMakeLists.txt), which is what makes attention over hundreds of frames
+ * cheap. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(MTLA_HAVE_LIBMVEC)
+/* glibc's libmvec provides vector expf (within a few ulp); math.h declares it only under
+ * -ffast-math, which we do not want for its other effects. */
+float expf(float) __attribute__((simd("notinbranch")));
+#endif
+
+static float row_max(const float *x, int64_t n)
+{
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        max = x[i] > max ? x[i] : max;
+    return max;
+}
+
 static void cpu_softmax(const mtla_ops *ops, float *x, int64_t rows, int64_t cols, int64_t ld)
 {
     (void)ops;
     for (int64_t r = 0; r < rows; r++) {
         float *xr = x + r * ld;
-        float max = -INFINITY;
+        float max = row_max(xr, cols);
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t i = 0; i < cols; i++) {
+            xr[i] = expf(xr[i] - max);
+            sum += xr[i];
+        }
+        float inv = 1.0f / sum;
         for (int64_t i = 0; i < cols; i++)
-            max = xr[i] > max ? xr[i] : max;
-        double sum = 0.0;
-        for (int64_t i = 0; i < cols; i++)
-            sum += exp((double)xr[i] - max);
-        for (int64_t i = 0; i < cols; i++)
-            xr[i] = (float)(exp((double)xr[i] - max) / sum);
+            xr[i] *= inv;
     }
 }
 
@@ -113,15 +137,14 @@ static void cpu_log_softmax(const mtla_ops *ops, float *x, int64_t rows, int64_t
     (void)ops;
     for (int64_t r = 0; r < rows; r++) {
         float *xr = x + r * cols;
-        float max = -INFINITY;
+        float max = row_max(xr, cols);
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
         for (int64_t i = 0; i < cols; i++)
-            max = xr[i] > max ? xr[i] : max;
-        double sum = 0.0;
+            sum += expf(xr[i] - max);
+        float log_sum = max + logf(sum);
         for (int64_t i = 0; i < cols; i++)
-            sum += exp((double)xr[i] - max);
-        double log_sum = (double)max + log(sum);
-        for (int64_t i = 0; i < cols; i++)
-            xr[i] = (float)((double)xr[i] - log_sum);
+            xr[i] -= log_sum;
     }
 }
 

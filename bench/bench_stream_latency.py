@@ -9,7 +9,7 @@ line i - the moment the sample at the utterance's end was written. It includes t
 for a pause (min_silence_ms, 500 ms by default), the frame of audio in flight, and the
 translation itself.
 
-  python3 bench/bench_stream_latency.py --model DIR [--beam N] [--mtla-st build/mtla-st]
+  python3 bench/bench_stream_latency.py --model DIR [--beam N] [--max-len-b N] [--mtla-st build/mtla-st]
 """
 import argparse
 import pathlib
@@ -27,6 +27,8 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--beam", default="5")
     ap.add_argument("--threads", default="0")
+    ap.add_argument("--max-len-b", default=None,
+                    help="cap the tokens per utterance (random-weight models never stop early)")
     ap.add_argument("--mtla-st", default=str(ROOT / "build" / "mtla-st"))
     args = ap.parse_args()
 
@@ -43,8 +45,10 @@ def main():
             except ValueError:
                 pass  # header
 
-    proc = subprocess.Popen([args.mtla_st, "--model", args.model, "--beam", args.beam,
-                             "--threads", args.threads, "--raw", "-"],
+    cmd = [args.mtla_st, "--model", args.model, "--beam", args.beam, "--threads", args.threads]
+    if args.max_len_b:
+        cmd += ["--max-len-b", args.max_len_b]
+    proc = subprocess.Popen(cmd + ["--raw", "-"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     arrivals = []
 

@@ -3,7 +3,7 @@
 
     python3 training/data/tests/test_corpus.py [--keep DIR]
 
-The rule checks need numpy and soxr only. The end-to-end part builds a corpus of 200 English
+The text rule checks need nothing; the audio ones numpy and soxr (without them: exit 77). The end-to-end part builds a corpus of 200 English
 sentences with build_corpus.sh (about half a minute on 2 cores) and needs the Debian packages
 of README.md installed (or MTLA_DEB_ROOT set to a folder they were unpacked into) and the
 Python packages numpy, soxr and soundfile; without them the script says what is missing and
@@ -351,9 +351,18 @@ def main():
         keep = sys.argv[2]
     for name, fn in [("filters", test_filters), ("normalise", test_normalise),
                      ("split sentences", test_split_sentences), ("opening marks", test_opening_marks),
-                     ("apertium marks", test_marks), ("splits", test_splits),
-                     ("held-out voices", test_holdout_voices), ("augment", test_augment),
-                     ("wav reader", test_wav_reader)]:
+                     ("apertium marks", test_marks)]:
+        check(name, fn)
+    # The other rule checks import synthesize.py and augment.py, which need numpy and soxr.
+    try:
+        import numpy  # noqa: F401
+        import soxr  # noqa: F401
+    except ImportError as e:
+        print("skipping the audio rule checks and the end-to-end corpus: %s" % e)
+        print("%d passed, %d failed, 2 skipped" % (results["passed"], results["failed"]))
+        return 1 if results["failed"] else SKIP
+    for name, fn in [("splits", test_splits), ("held-out voices", test_holdout_voices),
+                     ("augment", test_augment), ("wav reader", test_wav_reader)]:
         check(name, fn)
     missing = missing_tools()
     if missing:

@@ -14,6 +14,7 @@
 #include "core/weights.h"
 #include "decoder/beam.h"
 #include "decoder/decoder.h"
+#include "golden.h"
 #include "test_support.h"
 
 #define TOLERANCE 1e-4
@@ -27,18 +28,6 @@ typedef struct golden {
     npy_array prompt;
     cJSON *meta, *beam;
 } golden;
-
-static cJSON *load_json(const char *model, const char *file)
-{
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/golden/models/%s/fixtures/%s", model, file);
-    size_t size;
-    unsigned char *text = read_file(fixture(rel), &size);
-    cJSON *json = cJSON_ParseWithLength((const char *)text, size);
-    free(text);
-    cr_assert(json, "%s: not JSON", rel);
-    return json;
-}
 
 static golden golden_open(const char *model)
 {
@@ -54,11 +43,10 @@ static golden golden_open(const char *model)
     cr_assert_eq(mtla_decoder_create(g.ops, g.weights, &g.dir->config, &g.decoder, &err), MTLA_OK,
                  "%s", err.message);
     cr_assert_eq(mtla_decoder_state_create(g.decoder, &g.state, &err), MTLA_OK);
-    snprintf(rel, sizeof rel, "tests/golden/models/%s/fixtures/prompt.npy", model);
-    g.prompt = npy_load(fixture(rel));
+    g.prompt = golden_npy(g.dir->path, "prompt.npy");
     cr_assert_eq(g.prompt.cols, (size_t)g.dir->config.decoder.d_model);
-    g.meta = load_json(model, "meta.json");
-    g.beam = load_json(model, "beam.json");
+    g.meta = golden_json(g.dir->path, "meta.json");
+    g.beam = golden_json(g.dir->path, "beam.json");
     return g;
 }
 
@@ -78,9 +66,7 @@ static void golden_close(golden *g)
 static void check_forced(const char *model)
 {
     golden g = golden_open(model);
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/golden/models/%s/fixtures/steplogprobs.npy", model);
-    npy_array want = npy_load(fixture(rel));
+    npy_array want = golden_npy(g.dir->path, "steplogprobs.npy");
     cJSON *inputs = cJSON_GetObjectItem(g.meta, "decoder_inputs");
     int n = cJSON_GetArraySize(inputs);
     int32_t V = g.dir->config.vocab.size;
@@ -104,16 +90,6 @@ static void check_forced(const char *model)
     free(lp);
     npy_free(&want);
     golden_close(&g);
-}
-
-static void check_tokens(const char *what, cJSON *want, const int32_t *tokens, int32_t length)
-{
-    cr_assert_eq(cJSON_GetArraySize(want), length, "%s: %d tokens, oracle has %d", what,
-                 (int)length, cJSON_GetArraySize(want));
-    for (int32_t i = 0; i < length; i++)
-        cr_assert_eq(tokens[i], (int32_t)cJSON_GetArrayItem(want, i)->valuedouble,
-                     "%s: token %d is %d, oracle has %d", what, (int)i, (int)tokens[i],
-                     (int)cJSON_GetArrayItem(want, i)->valuedouble);
 }
 
 static void check_beam(const char *model, int beam)
@@ -143,15 +119,16 @@ static void check_beam(const char *model, int beam)
                  model, beam, (int)res.count, cJSON_GetArraySize(finalized));
     char what[96];
     snprintf(what, sizeof what, "%s beam %d best", model, beam);
-    check_tokens(what, cJSON_GetObjectItem(want, "tokens"), res.hyps[0].tokens, res.hyps[0].length);
+    golden_expect_tokens(what, cJSON_GetObjectItem(want, "tokens"), res.hyps[0].tokens,
+                         res.hyps[0].length);
     double score = cJSON_GetObjectItem(want, "score")->valuedouble;
     cr_expect_leq(fabs(res.hyps[0].score - score), TOLERANCE, "%s: score %.6f, oracle %.6f", what,
                   res.hyps[0].score, score);
     for (int32_t i = 0; i < res.count; i++) {
         cJSON *h = cJSON_GetArrayItem(finalized, i);
         snprintf(what, sizeof what, "%s beam %d finalised #%d", model, beam, (int)i);
-        check_tokens(what, cJSON_GetObjectItem(h, "tokens"), res.hyps[i].tokens,
-                     res.hyps[i].length);
+        golden_expect_tokens(what, cJSON_GetObjectItem(h, "tokens"), res.hyps[i].tokens,
+                             res.hyps[i].length);
         double s = cJSON_GetObjectItem(h, "score")->valuedouble;
         cr_expect_leq(fabs(res.hyps[i].score - s), TOLERANCE, "%s: score %.6f, oracle %.6f", what,
                       res.hyps[i].score, s);

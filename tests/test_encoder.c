@@ -15,6 +15,7 @@
 #include "core/ops.h"
 #include "core/weights.h"
 #include "encoder/encoder.h"
+#include "golden.h"
 #include "test_support.h"
 
 #define TOLERANCE 1e-4
@@ -63,50 +64,6 @@ static void golden_close(golden *g)
     mtla_model_dir_close(g->dir);
 }
 
-static cJSON *load_meta(const golden *g)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/fixtures/meta.json", g->path);
-    size_t size;
-    unsigned char *text = read_file(path, &size);
-    cJSON *meta = cJSON_ParseWithLength((const char *)text, size);
-    free(text);
-    cr_assert(meta, "%s is not JSON", path);
-    return meta;
-}
-
-static npy_array load_fixture(const golden *g, const char *file)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/fixtures/%s", g->path, file);
-    return npy_load(path);
-}
-
-/* The model's input features after the CMVN meta.json names (checked against config.json). */
-static npy_array normalised_input(const golden *g, const cJSON *meta)
-{
-    const cJSON *input = cJSON_GetObjectItemCaseSensitive(meta, "input");
-    const cJSON *cmvn = cJSON_GetObjectItemCaseSensitive(meta, "cmvn");
-    cr_assert(cJSON_IsString(input) && cJSON_IsString(cmvn), "meta.json lacks input or cmvn");
-    cr_assert_str_eq(cmvn->valuestring, mtla_cmvn_type_name(g->dir->config.frontend.cmvn));
-
-    npy_array f = npy_load(fixture(input->valuestring));
-    cr_assert_eq(f.cols, (size_t)g->dir->config.frontend.fbank.num_mel_bins);
-    if (strcmp(cmvn->valuestring, "utterance") == 0) {
-        mtla_cmvn_utterance(f.data, f.rows, (int32_t)f.cols);
-    } else if (strcmp(cmvn->valuestring, "global") == 0) {
-        const mtla_tensor *mean = mtla_model_dir_tensor(g->dir, "frontend.cmvn.mean");
-        const mtla_tensor *std = mtla_model_dir_tensor(g->dir, "frontend.cmvn.std");
-        cr_assert(mean && std, "global CMVN without frontend.cmvn tensors");
-        mtla_error err = {0};
-        cr_assert_eq(mtla_cmvn_global(f.data, f.rows, (int32_t)f.cols, mean->data, std->data, &err),
-                     MTLA_OK, "%s", err.message);
-    } else {
-        cr_assert_str_eq(cmvn->valuestring, "none");
-    }
-    return f;
-}
-
 static float *to_backend(const mtla_ops *ops, const float *host, size_t count)
 {
     float *x = ops->alloc(ops, count);
@@ -121,10 +78,10 @@ static void check_golden(const char *name)
     golden g;
     golden_open(&g, name);
     const mtla_ops *ops = g.ops;
-    cJSON *meta = load_meta(&g);
-    npy_array feats = normalised_input(&g, meta);
-    npy_array want_enc = load_fixture(&g, "encoder_out.npy");
-    npy_array want_prompt = load_fixture(&g, "prompt.npy");
+    cJSON *meta = golden_json(g.path, "meta.json");
+    npy_array feats = golden_features(g.dir, meta);
+    npy_array want_enc = golden_npy(g.path, "encoder_out.npy");
+    npy_array want_prompt = golden_npy(g.path, "prompt.npy");
 
     int64_t s_enc = mtla_encoder_output_frames(g.enc, (int64_t)feats.rows);
     cr_assert_eq(s_enc, (int64_t)want_enc.rows, "%s: %lld encoder frames, oracle %zu", name,

@@ -25,6 +25,7 @@
 #include "decoder/beam.h"
 #include "decoder/decoder.h"
 #include "encoder/encoder.h"
+#include "golden.h"
 #include "test_support.h"
 
 #define OP_TOLERANCE 1e-5
@@ -735,57 +736,15 @@ static void golden_close(golden *g)
     mtla_model_dir_close(g->dir);
 }
 
-static cJSON *golden_json(const golden *g, const char *file)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/fixtures/%s", g->path, file);
-    size_t size;
-    unsigned char *text = read_file(path, &size);
-    cJSON *json = cJSON_ParseWithLength((const char *)text, size);
-    free(text);
-    cr_assert(json, "%s is not JSON", path);
-    return json;
-}
-
-static npy_array golden_npy(const golden *g, const char *file)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/fixtures/%s", g->path, file);
-    return npy_load(path);
-}
-
-/* The model's input features after the CMVN meta.json names (as tests/test_encoder.c). */
-static npy_array golden_features(const golden *g, const cJSON *meta)
-{
-    const cJSON *input = cJSON_GetObjectItemCaseSensitive(meta, "input");
-    const cJSON *cmvn = cJSON_GetObjectItemCaseSensitive(meta, "cmvn");
-    cr_assert(cJSON_IsString(input) && cJSON_IsString(cmvn), "meta.json lacks input or cmvn");
-    cr_assert_str_eq(cmvn->valuestring, mtla_cmvn_type_name(g->dir->config.frontend.cmvn));
-    npy_array f = npy_load(fixture(input->valuestring));
-    if (strcmp(cmvn->valuestring, "utterance") == 0) {
-        mtla_cmvn_utterance(f.data, f.rows, (int32_t)f.cols);
-    } else if (strcmp(cmvn->valuestring, "global") == 0) {
-        const mtla_tensor *mean = mtla_model_dir_tensor(g->dir, "frontend.cmvn.mean");
-        const mtla_tensor *std = mtla_model_dir_tensor(g->dir, "frontend.cmvn.std");
-        cr_assert(mean && std, "global CMVN without frontend.cmvn tensors");
-        mtla_error err = {0};
-        cr_assert_eq(mtla_cmvn_global(f.data, f.rows, (int32_t)f.cols, mean->data, std->data, &err),
-                     MTLA_OK, "%s", err.message);
-    } else {
-        cr_assert_str_eq(cmvn->valuestring, "none");
-    }
-    return f;
-}
-
 /* Features -> encoder -> projector on the GPU; returns the prompt in device memory and checks
  * encoder_out and the prompt against the oracle. */
 static float *encode_on_gpu(golden *g, const char *name, int64_t *prompt_rows)
 {
     const mtla_ops *gpu = g->gpu;
-    cJSON *meta = golden_json(g, "meta.json");
-    npy_array feats = golden_features(g, meta);
-    npy_array want_enc = golden_npy(g, "encoder_out.npy");
-    npy_array want_prompt = golden_npy(g, "prompt.npy");
+    cJSON *meta = golden_json(g->path, "meta.json");
+    npy_array feats = golden_features(g->dir, meta);
+    npy_array want_enc = golden_npy(g->path, "encoder_out.npy");
+    npy_array want_prompt = golden_npy(g->path, "prompt.npy");
     mtla_encoder *enc;
     mtla_error err = {0};
     cr_assert_eq(mtla_encoder_create(gpu, g->weights, &g->dir->config, &enc, &err), MTLA_OK,
@@ -841,9 +800,9 @@ static void check_forced(const char *name)
     cr_assert_eq(mtla_decoder_create(g.gpu, g.weights, &g.dir->config, &dec, &err), MTLA_OK, "%s",
                  err.message);
     cr_assert_eq(mtla_decoder_state_create(dec, &state, &err), MTLA_OK);
-    npy_array prompt = golden_npy(&g, "prompt.npy");
-    npy_array want = golden_npy(&g, "steplogprobs.npy");
-    cJSON *meta = golden_json(&g, "meta.json");
+    npy_array prompt = golden_npy(g.path, "prompt.npy");
+    npy_array want = golden_npy(g.path, "steplogprobs.npy");
+    cJSON *meta = golden_json(g.path, "meta.json");
     cJSON *inputs = cJSON_GetObjectItem(meta, "decoder_inputs");
     int n = cJSON_GetArraySize(inputs);
     int32_t V = g.dir->config.vocab.size;
@@ -875,22 +834,12 @@ static void check_forced(const char *name)
     golden_close(&g);
 }
 
-static void expect_tokens(const char *what, cJSON *want, const int32_t *tokens, int32_t length)
-{
-    cr_assert_eq(cJSON_GetArraySize(want), length, "%s: %d tokens, oracle has %d", what,
-                 (int)length, cJSON_GetArraySize(want));
-    for (int32_t i = 0; i < length; i++)
-        cr_assert_eq(tokens[i], (int32_t)cJSON_GetArrayItem(want, i)->valuedouble,
-                     "%s: token %d is %d, oracle has %d", what, (int)i, (int)tokens[i],
-                     (int)cJSON_GetArrayItem(want, i)->valuedouble);
-}
-
 /* Beam search on the GPU: from the oracle's prompt, or (from_features) from the prompt the
  * GPU encoder makes of the features; every finalised hypothesis against beam.json. */
 static void check_beam(const char *name, int beam, int from_features)
 {
     golden g = golden_open(name);
-    cJSON *beams = golden_json(&g, "beam.json");
+    cJSON *beams = golden_json(g.path, "beam.json");
     char key[16];
     snprintf(key, sizeof key, "%d", beam);
     cJSON *want = cJSON_GetObjectItem(cJSON_GetObjectItem(beams, "beams"), key);
@@ -907,7 +856,7 @@ static void check_beam(const char *name, int beam, int from_features)
     if (from_features) {
         dprompt = encode_on_gpu(&g, name, &rows);
     } else {
-        npy_array prompt = golden_npy(&g, "prompt.npy");
+        npy_array prompt = golden_npy(g.path, "prompt.npy");
         dprompt = to_gpu(g.gpu, prompt.data, prompt.rows * prompt.cols);
         rows = (int64_t)prompt.rows;
         npy_free(&prompt);
@@ -927,7 +876,7 @@ static void check_beam(const char *name, int beam, int from_features)
     cJSON *finalized = cJSON_GetObjectItem(want, "finalized");
     cr_assert_eq(res.count, cJSON_GetArraySize(finalized), "%s: %d finalised, oracle %d", what,
                  (int)res.count, cJSON_GetArraySize(finalized));
-    expect_tokens(what, cJSON_GetObjectItem(want, "tokens"), res.hyps[0].tokens,
+    golden_expect_tokens(what, cJSON_GetObjectItem(want, "tokens"), res.hyps[0].tokens,
                   res.hyps[0].length);
     double score = cJSON_GetObjectItem(want, "score")->valuedouble;
     cr_expect_leq(fabs(res.hyps[0].score - score), GOLDEN_TOLERANCE, "%s: score %.6f, oracle %.6f",
@@ -936,7 +885,7 @@ static void check_beam(const char *name, int beam, int from_features)
         cJSON *h = cJSON_GetArrayItem(finalized, i);
         char hyp[160];
         snprintf(hyp, sizeof hyp, "%s finalised #%d", what, (int)i);
-        expect_tokens(hyp, cJSON_GetObjectItem(h, "tokens"), res.hyps[i].tokens,
+        golden_expect_tokens(hyp, cJSON_GetObjectItem(h, "tokens"), res.hyps[i].tokens,
                       res.hyps[i].length);
         double s = cJSON_GetObjectItem(h, "score")->valuedouble;
         cr_expect_leq(fabs(res.hyps[i].score - s), GOLDEN_TOLERANCE, "%s: score %.6f, oracle %.6f",

@@ -3,11 +3,11 @@
 
     python3 training/data/tests/test_corpus.py [--keep DIR]
 
-The text rule checks need nothing; the audio ones numpy and soxr (without them: exit 77). The
-end-to-end part builds a corpus of 200 English sentences with build_corpus.sh (about half a minute on 2 cores) and needs the Debian packages
-of README.md installed (or MTLA_DEB_ROOT set to a folder they were unpacked into) and the
-Python packages numpy, soxr and soundfile; without them the script says what is missing and
-exits 77 (skipped). It ends with "N passed, N failed".
+The text rule checks need nothing; the audio ones need numpy and soxr (without them: exit 77).
+The end-to-end part builds a corpus of 200 English sentences with build_corpus.sh (about half a
+minute on 2 cores) and needs the Debian packages of README.md installed (or MTLA_DEB_ROOT set to
+a folder they were unpacked into) and the Python packages numpy, soxr and soundfile; without
+them the script says what is missing and exits 77 (skipped). It ends with "N passed, N failed".
 """
 import hashlib
 import os

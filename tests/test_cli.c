@@ -16,20 +16,6 @@
 
 #define ARGS(...) ((const char *const[]){"mtla-st", __VA_ARGS__, NULL})
 
-static char *temp_dir(void)
-{
-    char *dir = strdup("/tmp/mtla-cli-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    return dir;
-}
-
-static char *path_in(const char *dir, const char *name)
-{
-    char *p = malloc(strlen(dir) + strlen(name) + 2);
-    sprintf(p, "%s/%s", dir, name);
-    return p;
-}
-
 static size_t count_entries(const char *dir)
 {
     DIR *d = opendir(dir);
@@ -44,7 +30,7 @@ static size_t count_entries(const char *dir)
 
 Test(cli, features_of_a_file_match_torchaudio)
 {
-    char *dir = temp_dir(), *out = path_in(dir, "feats.npy");
+    char *dir = make_temp_dir(), *out = path_join(dir, "feats.npy");
     cli_result r = run_cli(
         ARGS("features", fixture("tests/data/frontend/clip_48000_s24_stereo.flac"), "-o", out),
         NULL, 0);
@@ -227,8 +213,8 @@ Test(cli, bad_input_and_usage_errors)
 {
     static const char odd_stream[] = {1, 2, 3};
     static const char flac_stream[] = "fLaC\0\0\0\x22 and the rest of a FLAC stream";
-    char *dir = temp_dir();
-    char *text = path_in(dir, "notes.wav"), *out = path_in(dir, "out.npy");
+    char *dir = make_temp_dir();
+    char *text = path_join(dir, "notes.wav"), *out = path_join(dir, "out.npy");
     FILE *f = fopen(text, "w");
     fputs("not audio\n", f);
     fclose(f);
@@ -273,7 +259,7 @@ Test(cli, bad_input_and_usage_errors)
 
 Test(cli, full_disk_leaves_the_previous_output_intact)
 {
-    char *dir = temp_dir(), *out = path_in(dir, "feats.npy");
+    char *dir = make_temp_dir(), *out = path_join(dir, "feats.npy");
     const char *clip = fixture("tests/data/frontend/clip_16000_s16.wav");
     FILE *f = fopen(out, "w");
     fputs("previous results\n", f);

@@ -29,20 +29,6 @@ static const char *model(void)
     return fixture("tests/golden/models/transformer_mtla_s2");
 }
 
-static char *temp_dir(void)
-{
-    char *dir = strdup("/tmp/mtla-cli-translate-XXXXXX");
-    cr_assert(mkdtemp(dir));
-    return dir;
-}
-
-static char *join(const char *a, const char *b)
-{
-    char *p = malloc(strlen(a) + strlen(b) + 2);
-    sprintf(p, "%s/%s", a, b);
-    return p;
-}
-
 static void copy_file(const char *from, const char *to)
 {
     size_t size;
@@ -306,16 +292,16 @@ Test(stream, truncated_input_keeps_what_was_translated)
  * in/bad/corrupt.wav (not audio). */
 static char *make_tree(void)
 {
-    char *dir = temp_dir();
+    char *dir = make_temp_dir();
     char *p;
-    copy_file(fixture(CLIP), p = join(dir, "in/a.wav")), free(p);
+    copy_file(fixture(CLIP), p = path_join(dir, "in/a.wav")), free(p);
     copy_file(fixture("tests/data/frontend/clip_48000_s24_stereo.flac"),
-              p = join(dir, "in/sub/b.flac")),
+              p = path_join(dir, "in/sub/b.flac")),
         free(p);
-    copy_file(fixture(SPEECH), p = join(dir, "in/sub/deeper/c.wav")), free(p);
-    write_text(p = join(dir, "in/notes.txt"), "not audio\n"), free(p);
-    copy_file(fixture(CLIP), p = join(dir, "in/bad/corrupt.wav")), free(p);
-    p = join(dir, "in/bad/corrupt.wav");
+    copy_file(fixture(SPEECH), p = path_join(dir, "in/sub/deeper/c.wav")), free(p);
+    write_text(p = path_join(dir, "in/notes.txt"), "not audio\n"), free(p);
+    copy_file(fixture(CLIP), p = path_join(dir, "in/bad/corrupt.wav")), free(p);
+    p = path_join(dir, "in/bad/corrupt.wav");
     write_text(p, "RIFF\x24\x00\x00\x00WAVEjunkjunkjunk"); /* a lying, broken header */
     free(p);
     return dir;
@@ -323,7 +309,7 @@ static char *make_tree(void)
 
 static int exists(const char *dir, const char *rel)
 {
-    char *p = join(dir, rel);
+    char *p = path_join(dir, rel);
     struct stat st;
     int ok = stat(p, &st) == 0 && st.st_size > 0;
     free(p);
@@ -332,7 +318,7 @@ static int exists(const char *dir, const char *rel)
 
 Test(batch, a_directory_is_mirrored_resumed_and_failures_are_reported, .timeout = 120)
 {
-    char *dir = make_tree(), *in = join(dir, "in"), *out = join(dir, "out");
+    char *dir = make_tree(), *in = path_join(dir, "in"), *out = path_join(dir, "out");
     cli_result r = run_cli(ARGS("--model", model(), in, "-o", out), NULL, 0);
     cr_expect_eq(r.status, 1, "one file failed: %s", r.err);
     cr_expect(strstr(r.err, "corrupt.wav"), "the failure names the file: %s", r.err);
@@ -344,7 +330,7 @@ Test(batch, a_directory_is_mirrored_resumed_and_failures_are_reported, .timeout 
     cli_result_free(&r);
 
     /* Resume: existing outputs are skipped; --overwrite translates again. */
-    char *a = join(out, "a.txt");
+    char *a = path_join(out, "a.txt");
     write_text(a, "kept\n");
     r = run_cli(ARGS("--model", model(), in, "-o", out), NULL, 0);
     cr_expect(strstr(r.err, "0 translated, 3 skipped"), "%s", r.err);
@@ -368,14 +354,14 @@ Test(batch, a_directory_is_mirrored_resumed_and_failures_are_reported, .timeout 
 
 Test(batch, shards_partition_the_files)
 {
-    char *dir = make_tree(), *in = join(dir, "in");
+    char *dir = make_tree(), *in = path_join(dir, "in");
     char *outs[3];
     int total = 0;
     for (int k = 1; k <= 3; k++) {
         char shard[8], name[16];
         snprintf(shard, sizeof shard, "%d/3", k);
         snprintf(name, sizeof name, "out%d", k);
-        outs[k - 1] = join(dir, name);
+        outs[k - 1] = path_join(dir, name);
         cli_result r = run_cli(
             ARGS("--model", model(), "--shard", shard, "-q", in, "-o", outs[k - 1]), NULL, 0);
         cli_result_free(&r);
@@ -396,7 +382,7 @@ Test(batch, shards_partition_the_files)
 
 Test(batch, files_from_a_list)
 {
-    char *dir = temp_dir(), *list = join(dir, "list.txt");
+    char *dir = make_temp_dir(), *list = path_join(dir, "list.txt");
     char text[1024];
     snprintf(text, sizeof text, "# two files\n%s\n\n%s\n", fixture(CLIP), fixture(SPEECH));
     write_text(list, text);
@@ -418,7 +404,7 @@ Test(batch, files_from_a_list)
 
 Test(batch, unusable_inputs_and_outputs)
 {
-    char *dir = temp_dir(), *empty = join(dir, "empty");
+    char *dir = make_temp_dir(), *empty = path_join(dir, "empty");
     mkdir(empty, 0777);
     cli_result r = run_cli(ARGS("--model", model(), empty, "-o", dir), NULL, 0);
     cr_expect_eq(r.status, 1);
@@ -442,7 +428,7 @@ Test(batch, unusable_inputs_and_outputs)
     cr_expect(strstr(r.err, missing), "%s", r.err);
     cli_result_free(&r);
 
-    char *not_audio = join(dir, "text.wav");
+    char *not_audio = path_join(dir, "text.wav");
     write_text(not_audio, "hello, this is not audio\n");
     r = run_cli(ARGS("--model", model(), not_audio), NULL, 0);
     cr_expect_eq(r.status, 1);
@@ -458,19 +444,19 @@ Test(batch, unusable_inputs_and_outputs)
  * half-written stays, earlier outputs are intact. */
 Test(batch, a_full_disk_stops_the_run_and_keeps_earlier_outputs)
 {
-    char *dir = temp_dir(), *in = join(dir, "in"), *out = join(dir, "out");
+    char *dir = make_temp_dir(), *in = path_join(dir, "in"), *out = path_join(dir, "out");
     char *p;
-    copy_file(fixture(CLIP), p = join(dir, "in/1_short.wav")), free(p);
-    copy_file(fixture(SPEECH), p = join(dir, "in/2_long.wav")), free(p);
+    copy_file(fixture(CLIP), p = path_join(dir, "in/1_short.wav")), free(p);
+    copy_file(fixture(SPEECH), p = path_join(dir, "in/2_long.wav")), free(p);
     /* sizes of the two outputs without a limit */
     cli_result r =
         run_cli(ARGS("--model", model(), "-s", "-f", "jsonl", "-q", in, "-o", out), NULL, 0);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cli_result_free(&r);
     size_t short_size, long_size;
-    unsigned char *short_out = read_file(p = join(out, "1_short.jsonl"), &short_size);
+    unsigned char *short_out = read_file(p = path_join(out, "1_short.jsonl"), &short_size);
     free(p);
-    free(read_file(p = join(out, "2_long.jsonl"), &long_size));
+    free(read_file(p = path_join(out, "2_long.jsonl"), &long_size));
     free(p);
     cr_assert_lt(short_size, long_size);
     remove_tree(out);
@@ -480,7 +466,7 @@ Test(batch, a_full_disk_stops_the_run_and_keeps_earlier_outputs)
     cr_expect_eq(r.status, 3, "%s", r.err);
     cr_expect(strstr(r.err, "2_long"), "%s", r.err);
     size_t size;
-    unsigned char *again = read_file(p = join(out, "1_short.jsonl"), &size);
+    unsigned char *again = read_file(p = path_join(out, "1_short.jsonl"), &size);
     free(p);
     cr_expect(size == short_size && memcmp(again, short_out, size) == 0, "earlier output intact");
     cr_expect(!exists(out, "2_long.jsonl"), "no half-written output");
@@ -521,7 +507,7 @@ Test(format, jsonl_has_one_object_per_segment)
 
 static void check_subtitles(const char *format)
 {
-    char *dir = temp_dir(), *out = join(dir, "out");
+    char *dir = make_temp_dir(), *out = path_join(dir, "out");
     cli_result r = run_cli(
         ARGS("--model", model(), "-s", "-f", format, fixture(SPEECH), fixture(CLIP), "-o", out),
         NULL, 0);

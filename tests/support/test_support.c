@@ -217,3 +217,18 @@ void cli_result_free(cli_result *r)
     r->out = NULL;
     r->err = NULL;
 }
+
+char *make_temp_dir(void)
+{
+    char *dir = strdup("/tmp/mtla-test-XXXXXX");
+    cr_assert(dir && mkdtemp(dir), "cannot create a temporary directory");
+    return dir;
+}
+
+char *path_join(const char *dir, const char *name)
+{
+    char *p = malloc(strlen(dir) + strlen(name) + 2);
+    cr_assert(p);
+    sprintf(p, "%s/%s", dir, name);
+    return p;
+}

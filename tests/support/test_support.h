@@ -48,6 +48,11 @@ cli_result run_cli_limited(const char *const *argv, const void *input, size_t in
                            long file_size_limit);
 void cli_result_free(cli_result *r);
 
+/* A new empty directory /tmp/mtla-test-XXXXXX (malloc'ed path); aborts the test on failure. */
+char *make_temp_dir(void);
+/* "dir/name", malloc'ed. */
+char *path_join(const char *dir, const char *name);
+
 /* Reads a whole file into memory; aborts the test on failure. */
 unsigned char *read_file(const char *path, size_t *size);
 

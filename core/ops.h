@@ -72,6 +72,8 @@ struct mtla_ops {
     /* ---- element-wise, in place on `count` values */
     void (*relu)(const mtla_ops *ops, float *x, size_t count);
     void (*silu)(const mtla_ops *ops, float *x, size_t count);
+    /* x = 0.5 x (1 + erf(x / sqrt 2)): the exact GELU (torch.nn.functional.gelu, Whisper). */
+    void (*gelu)(const mtla_ops *ops, float *x, size_t count);
     void (*scale)(const mtla_ops *ops, float *x, float alpha, size_t count);
     /* y = y + alpha * x */
     void (*axpy)(const mtla_ops *ops, float alpha, const float *x, float *y, size_t count);

@@ -1,4 +1,5 @@
-/* Element-wise ops (core/ops.h): fill, relu, silu (x sigmoid(x)), scale (x *= alpha),
+/* Element-wise ops (core/ops.h): fill, relu, silu (x sigmoid(x)), gelu (0.5 x (1 + erf(x /
+ * sqrt 2)), CUDA's erff, 2 ulp), scale (x *= alpha),
  * axpy (y += alpha x), add_bias (x[r, c] += bias[c]), glu (y = a sigmoid(g) for x = [a | g]
  * per row), scale_rows (x[r * ld + c] *= w[r]). All in place except glu.
  *
@@ -29,6 +30,12 @@ __global__ void silu_kernel(float *x, int64_t n)
 {
     GRID_STRIDE_LOOP(i, n)
     x[i] = x[i] * mtla_sigmoid(x[i]);
+}
+
+__global__ void gelu_kernel(float *x, int64_t n)
+{
+    GRID_STRIDE_LOOP(i, n)
+    x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
 }
 
 __global__ void scale_kernel(float *x, float alpha, int64_t n)
@@ -91,6 +98,15 @@ cudaError_t mtla_cuda_silu(cudaStream_t stream, float *x, size_t count)
     if (count == 0)
         return cudaSuccess;
     silu_kernel<<<mtla_cuda_grid((int64_t)count), MTLA_CUDA_THREADS, 0, stream>>>(x,
+                                                                                  (int64_t)count);
+    return cudaGetLastError();
+}
+
+cudaError_t mtla_cuda_gelu(cudaStream_t stream, float *x, size_t count)
+{
+    if (count == 0)
+        return cudaSuccess;
+    gelu_kernel<<<mtla_cuda_grid((int64_t)count), MTLA_CUDA_THREADS, 0, stream>>>(x,
                                                                                   (int64_t)count);
     return cudaGetLastError();
 }

@@ -25,6 +25,7 @@ cudaError_t mtla_cuda_log_softmax(cudaStream_t stream, float *x, int64_t rows, i
 cudaError_t mtla_cuda_fill(cudaStream_t stream, float *x, float value, size_t count);
 cudaError_t mtla_cuda_relu(cudaStream_t stream, float *x, size_t count);
 cudaError_t mtla_cuda_silu(cudaStream_t stream, float *x, size_t count);
+cudaError_t mtla_cuda_gelu(cudaStream_t stream, float *x, size_t count);
 cudaError_t mtla_cuda_scale(cudaStream_t stream, float *x, float alpha, size_t count);
 cudaError_t mtla_cuda_axpy(cudaStream_t stream, float alpha, const float *x, float *y,
                            size_t count);

@@ -276,6 +276,12 @@ static void cuda_silu(const mtla_ops *ops, float *x, size_t count)
     check_cuda(s, "silu", mtla_cuda_silu(s->stream, x, count));
 }
 
+static void cuda_gelu(const mtla_ops *ops, float *x, size_t count)
+{
+    cuda_state *s = enter(ops, "gelu");
+    check_cuda(s, "gelu", mtla_cuda_gelu(s->stream, x, count));
+}
+
 static void cuda_scale(const mtla_ops *ops, float *x, float alpha, size_t count)
 {
     cuda_state *s = enter(ops, "scale");
@@ -571,6 +577,7 @@ extern "C" mtla_ops *mtla_ops_cuda_create(int device, char *message, size_t mess
     ops->glu = cuda_glu;
     ops->relu = cuda_relu;
     ops->silu = cuda_silu;
+    ops->gelu = cuda_gelu;
     ops->scale = cuda_scale;
     ops->axpy = cuda_axpy;
     ops->add_bias = cuda_add_bias;

@@ -107,6 +107,17 @@ Test(ops, glu_relu_silu)
     cr_expect_float_eq(s[1], 2 / (1 + exp(-2)), 1e-6);
 }
 
+/* Values of torch.nn.functional.gelu (approximate="none") in float64. */
+Test(ops, gelu_is_the_exact_erf_form)
+{
+    float g[] = {-3.0f, -1.0f, -0.5f, 0.0f, 0.5f, 1.0f, 3.0f, 10.0f, -10.0f};
+    const double want[] = {-0.0040496940949, -0.15865525393, -0.15426876936, 0.0, 0.34573123064,
+                           0.84134474607,    2.9959503059,   10.0,           0.0};
+    ops->gelu(ops, g, 9);
+    for (int i = 0; i < 9; i++)
+        cr_expect_float_eq(g[i], want[i], 1e-7, "gelu[%d] = %.9g, want %.9g", i, g[i], want[i]);
+}
+
 /* torch.nn.functional.conv1d, directly from its definition, time-major layout. */
 static void naive_conv1d(const float *x, int64_t t, int64_t c_in, const float *w, const float *bias,
                          int64_t c_out, int64_t k, int64_t stride, int64_t pad, float *y)

@@ -339,7 +339,7 @@ Test(cuda_ops, glu)
 
 /* ---------------------------------------------------------------- element-wise */
 
-Test(cuda_ops, relu_silu_scale_axpy)
+Test(cuda_ops, relu_silu_gelu_scale_axpy)
 {
     backends b = backends_open();
     const size_t n = 10007;
@@ -351,6 +351,9 @@ Test(cuda_ops, relu_silu_scale_axpy)
     b.cpu->silu(b.cpu, y, n);
     b.gpu->silu(b.gpu, dy, n);
     expect_gpu_close(b.gpu, dy, y, n, OP_TOLERANCE, "silu");
+    b.cpu->gelu(b.cpu, y, n);
+    b.gpu->gelu(b.gpu, dy, n);
+    expect_gpu_close(b.gpu, dy, y, n, OP_TOLERANCE, "gelu");
     b.cpu->scale(b.cpu, y, -0.37f, n);
     b.gpu->scale(b.gpu, dy, -0.37f, n);
     expect_gpu_close(b.gpu, dy, y, n, OP_TOLERANCE, "scale");
@@ -935,3 +938,4 @@ GOLDEN_MODEL(transformer_mtla_s1)
 GOLDEN_MODEL(transformer_mla)
 GOLDEN_MODEL(transformer_mha)
 GOLDEN_MODEL(conformer_abs_gqa)
+GOLDEN_MODEL(whisper_mtla_s2)

@@ -28,6 +28,9 @@ struct mtla_translator {
     mtla_decoder *decoder;
     mtla_decoder_state *state;
     mtla_tokenizer *tokenizer;
+    mtla_whisper_mel *whisper_mel; /* frontend "whisper": its FFT plan, made once */
+    float *host_features;          /* Whisper log-mel of the current input, grown on demand */
+    size_t host_features_cap;
     /* backend buffers, grown on demand */
     float *features, *encoded, *prompt;
     int64_t features_cap, encoded_cap, prompt_cap;
@@ -42,6 +45,44 @@ mtla_translator_params mtla_translator_default_params(void)
 mtla_fbank_params mtla_model_fbank_params(const mtla_model *model)
 {
     return model->dir->config.frontend.fbank;
+}
+
+const char *mtla_model_frontend_type(const mtla_model *model)
+{
+    return mtla_frontend_type_name(model->dir->config.frontend.type);
+}
+
+int64_t mtla_model_max_input_ms(const mtla_model *model)
+{
+    const mtla_model_config *c = &model->dir->config;
+    /* frames are hop_length samples apart: 10 ms at 16 kHz */
+    return mtla_model_config_max_frames(c) * 1000 * c->frontend.hop_length /
+           c->frontend.fbank.sample_rate;
+}
+
+mtla_status mtla_model_features(const mtla_model *model, const float *samples, size_t count,
+                                float **frames, size_t *num_frames, mtla_error *err)
+{
+    if (!model || (!samples && count) || !frames || !num_frames)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_model_features: NULL argument");
+    *frames = NULL;
+    *num_frames = 0;
+    const mtla_frontend_config *f = &model->dir->config.frontend;
+    if (f->type == MTLA_FRONTEND_KALDI_FBANK)
+        return mtla_fbank_compute(&f->fbank, samples, count, frames, num_frames, err);
+    mtla_whisper_mel *mel;
+    mtla_status st = mtla_whisper_mel_create(f->fbank.num_mel_bins, &mel, err);
+    if (st != MTLA_OK)
+        return st;
+    size_t n = mtla_whisper_mel_frames(count);
+    *frames = malloc((n ? n : 1) * (size_t)f->fbank.num_mel_bins * sizeof(float));
+    if (*frames) {
+        mtla_whisper_mel_compute(mel, samples, count, *frames);
+        *num_frames = n;
+    }
+    mtla_whisper_mel_free(mel);
+    return *frames ? MTLA_OK
+                   : mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for %zu frames", n);
 }
 
 mtla_decode_params mtla_decode_default_params(const mtla_model *model)
@@ -114,6 +155,8 @@ mtla_status mtla_translator_create(const mtla_model *model, const mtla_translato
     t->model = model;
     t->config = &model->dir->config;
     mtla_status st = create_backend(t, params, err);
+    if (st == MTLA_OK && t->config->frontend.type == MTLA_FRONTEND_WHISPER)
+        st = mtla_whisper_mel_create(t->config->frontend.fbank.num_mel_bins, &t->whisper_mel, err);
     if (st == MTLA_OK)
         st = mtla_weights_create(t->ops, model->dir, &t->weights, err);
     if (st == MTLA_OK)
@@ -153,6 +196,8 @@ void mtla_translator_free(mtla_translator *t)
             t->ops->free(t->ops, t->prompt);
     }
     mtla_tokenizer_free(t->tokenizer);
+    mtla_whisper_mel_free(t->whisper_mel);
+    free(t->host_features);
     mtla_decoder_state_free(t->state);
     mtla_decoder_free(t->decoder);
     mtla_encoder_free(t->encoder);
@@ -224,6 +269,14 @@ mtla_status mtla_translate_features(mtla_translator *t, const float *features, i
     if (frames < 1)
         return mtla_fail(err, MTLA_ERR_EMPTY, "no audio frames to translate");
     const mtla_model_config *c = t->config;
+    int64_t max_frames = mtla_model_config_max_frames(c);
+    if (max_frames > 0 && frames > max_frames)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                         "an input of %" PRId64 " frames (%.2f s) is longer than this model's "
+                         "%s encoder accepts (%" PRId64 " frames, %.2f s)",
+                         frames, (double)frames * c->frontend.fbank.frame_shift_ms / 1000.0,
+                         mtla_encoder_type_name(c->encoder.type), max_frames,
+                         (double)max_frames * c->frontend.fbank.frame_shift_ms / 1000.0);
     int32_t bins = c->frontend.fbank.num_mel_bins;
 
     /* CMVN on a host copy (SPEC.md 2), then to the backend. */
@@ -301,6 +354,24 @@ mtla_status mtla_translate_samples(mtla_translator *t, const float *samples, siz
     if (!t || (!samples && count) || !out)
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translate_samples: NULL argument");
     memset(out, 0, sizeof *out);
+    if (t->whisper_mel) {
+        /* The clamp is over these samples: one utterance (docs/frontend.md). */
+        size_t n = mtla_whisper_mel_frames(count);
+        if (n == 0)
+            return mtla_fail(err, MTLA_ERR_EMPTY,
+                             "audio of %zu samples is shorter than one 10 ms Whisper frame", count);
+        size_t need = n * (size_t)t->config->frontend.fbank.num_mel_bins;
+        if (need > t->host_features_cap) {
+            free(t->host_features);
+            t->host_features_cap = 0;
+            t->host_features = malloc(need * sizeof(float));
+            if (!t->host_features)
+                return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for %zu frames", n);
+            t->host_features_cap = need;
+        }
+        mtla_whisper_mel_compute(t->whisper_mel, samples, count, t->host_features);
+        return mtla_translate_features(t, t->host_features, (int64_t)n, params, out, err);
+    }
     float *frames = NULL;
     size_t n = 0;
     mtla_status st =

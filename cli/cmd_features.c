@@ -10,13 +10,17 @@
 static void features_usage(FILE *out)
 {
     fprintf(out,
-            "Usage: mtla-st features [--cmvn none|utterance] INPUT -o OUT.npy\n"
+            "Usage: mtla-st features [--model DIR] [--cmvn none|utterance] INPUT -o OUT.npy\n"
             "\n"
             "Writes the 80-bin Kaldi log-mel filterbank features of INPUT (any audio file, or '-'\n"
             "for standard input), resampled to 16 kHz mono, as a little-endian float32 NumPy\n"
-            "array of shape (frames, 80). OUT '-' writes to standard output.\n"
+            "array of shape (frames, 80). With --model, the features that model reads instead:\n"
+            "its fbank settings, or Whisper's log-mel (frames, num_mel_bins) for a \"whisper\"\n"
+            "frontend, clamped over the whole input as one utterance. OUT '-' writes to\n"
+            "standard output.\n"
             "\n"
             "  -o, --output OUT     output .npy file (required)\n"
+            "  -m, --model DIR      the model whose features to compute\n"
             "  --cmvn none|utterance  normalisation (default none: raw log-mel)\n"
             "  -h, --help           show this help\n"
             "\n"
@@ -24,10 +28,32 @@ static void features_usage(FILE *out)
             CLI_INPUT_HELP);
 }
 
-/* Streams INPUT through the fbank; fills *frames (malloc'ed) and *count. */
-static int extract(const char *input, const cli_input_options *io, float **frames, size_t *count)
+/* The model's features of the whole of INPUT (Whisper's clamp needs all of it at once). */
+static int extract_for_model(const char *input, const cli_input_options *io,
+                             const mtla_model *model, float **frames, size_t *count)
 {
-    mtla_fbank_params params = mtla_fbank_default_params();
+    float *samples = NULL;
+    size_t n = 0;
+    mtla_error err;
+    mtla_fbank_params params = mtla_model_fbank_params(model);
+    if (mtla_audio_load(input, &io->stream, params.sample_rate, &samples, &n, &err) != MTLA_OK) {
+        cli_error("%s", err.message);
+        return EXIT_INPUT;
+    }
+    mtla_status st = mtla_model_features(model, samples, n, frames, count, &err);
+    free(samples);
+    if (st != MTLA_OK) {
+        cli_error("%s: %s", input, err.message);
+        return EXIT_INPUT;
+    }
+    return EXIT_OK;
+}
+
+/* Streams INPUT through the fbank; fills *frames (malloc'ed) and *count. */
+static int extract(const char *input, const cli_input_options *io,
+                   const mtla_fbank_params *settings, float **frames, size_t *count)
+{
+    mtla_fbank_params params = *settings;
     mtla_audio *audio = cli_open_audio(input, io, params.sample_rate);
     if (!audio)
         return EXIT_INPUT;
@@ -83,18 +109,19 @@ static int extract(const char *input, const cli_input_options *io, float **frame
 int cmd_features(int argc, char **argv)
 {
     static const struct option longopts[] = {{"output", required_argument, NULL, 'o'},
+                                             {"model", required_argument, NULL, 'm'},
                                              {"cmvn", required_argument, NULL, OPT_CMVN},
                                              {"help", no_argument, NULL, 'h'},
                                              CLI_INPUT_LONG_OPTIONS,
                                              {NULL, 0, NULL, 0}};
     cli_input_options io;
     cli_input_options_init(&io);
-    const char *output = NULL;
+    const char *output = NULL, *model_dir = NULL;
     int utterance_cmvn = 0;
     int c;
     optind = 1;
     argv[0] = "mtla-st features"; /* getopt's own messages then name the command */
-    while ((c = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ho:m:", longopts, NULL)) != -1) {
         int used = cli_input_option(&io, c, optarg);
         if (used < 0)
             return EXIT_USAGE;
@@ -102,6 +129,7 @@ int cmd_features(int argc, char **argv)
             continue;
         switch (c) {
         case 'o': output = optarg; break;
+        case 'm': model_dir = optarg; break;
         case OPT_CMVN:
             if (strcmp(optarg, "utterance") == 0) {
                 utterance_cmvn = 1;
@@ -131,16 +159,26 @@ int cmd_features(int argc, char **argv)
                   "redirect standard output");
         return EXIT_USAGE;
     }
+    mtla_model *model = NULL;
+    mtla_error err;
+    if (model_dir && mtla_model_open(model_dir, &model, &err) != MTLA_OK) {
+        cli_error("model %s: %s", model_dir, err.message);
+        return EXIT_USAGE;
+    }
+    mtla_fbank_params fbank = model ? mtla_model_fbank_params(model) : mtla_fbank_default_params();
+    int whisper = model && strcmp(mtla_model_frontend_type(model), "whisper") == 0;
     float *frames = NULL;
     size_t count = 0;
-    int status = extract(argv[optind], &io, &frames, &count);
+    int status = whisper ? extract_for_model(argv[optind], &io, model, &frames, &count)
+                         : extract(argv[optind], &io, &fbank, &frames, &count);
+    mtla_model_close(model);
     if (status != EXIT_OK)
         return status;
     if (utterance_cmvn)
-        mtla_cmvn_utterance(frames, count, mtla_fbank_default_params().num_mel_bins);
+        mtla_cmvn_utterance(frames, count, fbank.num_mel_bins);
     char message[512];
-    if (npy_write_f32(output, frames, count, (size_t)mtla_fbank_default_params().num_mel_bins,
-                      message, sizeof message) != 0) {
+    if (npy_write_f32(output, frames, count, (size_t)fbank.num_mel_bins, message, sizeof message) !=
+        0) {
         cli_error("%s", message);
         status = EXIT_OUTPUT;
     }

@@ -369,7 +369,7 @@ static int translate_tokens(batch *b, const char *path, FILE *out)
             cli_error("%s", err.message);
             return EXIT_INPUT;
         }
-        mtla_status st = mtla_fbank_compute(&b->ctx.fbank, samples, n, &frames, &count, &err);
+        mtla_status st = mtla_model_features(b->ctx.model, samples, n, &frames, &count, &err);
         free(samples);
         if (st != MTLA_OK || count == 0) {
             cli_error("%s: %s", path, st != MTLA_OK ? err.message : "no audio");
@@ -531,6 +531,11 @@ int cmd_translate(int argc, char **argv)
     b.ctx.fbank = mtla_model_fbank_params(model);
     b.ctx.vad = mtla_vad_default_params();
     b.ctx.vad.sample_rate = b.ctx.fbank.sample_rate;
+    b.ctx.model = model;
+    /* No utterance may exceed what the encoder accepts (a Whisper encoder: 30 s). */
+    int64_t max_input_ms = mtla_model_max_input_ms(model);
+    if (max_input_ms > 0 && b.ctx.vad.max_segment_ms > max_input_ms)
+        b.ctx.vad.max_segment_ms = (int32_t)max_input_ms;
     b.ctx.decode = mtla_decode_default_params(model);
     if (o.have_beam)
         b.ctx.decode.beam = (int32_t)o.beam;

@@ -10,7 +10,8 @@ void usage_all(FILE *out)
     fprintf(out,
             "\n"
             "Other commands (mtla-st COMMAND --help for their options):\n"
-            "  mtla-st features INPUT -o OUT.npy   write the model's input features (Kaldi fbank)\n"
+            "  mtla-st features INPUT -o OUT.npy   write the model's input features (Kaldi fbank;\n"
+            "                                      or, with --model DIR, that model's)\n"
             "  mtla-st segments INPUT              print the speech segments the VAD finds\n"
             "  mtla-st --version                   version and build information\n"
             "\n"

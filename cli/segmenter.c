@@ -159,6 +159,9 @@ int translate_audio(translate_ctx *ctx, mtla_audio *audio, int fd, const char *n
                         ctx->vad.min_silence_ms + 1000) *
                        r.rate / 1000;
     int64_t whole_limit = (int64_t)(WHOLE_LIMIT_SECONDS * r.rate);
+    int64_t segment_limit = (int64_t)ctx->vad.max_segment_ms * r.rate / 1000;
+    if (whole_limit > segment_limit)
+        whole_limit = segment_limit; /* a model with a short maximum input (Whisper's 30 s) */
     /* Whole mode defers translating until the input proves longer than the limit. */
     int deferring = mode == SEGMENTS_WHOLE;
     mtla_segment pending[64];

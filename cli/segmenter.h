@@ -6,8 +6,10 @@
  *   SEGMENTS_EACH    one record per utterance, written as soon as it is translated (live
  *                    streams, --segment)
  *   SEGMENTS_WHOLE   one record for the whole input: an input no longer than
- *                    WHOLE_LIMIT_SECONDS is translated in one piece (as the model was trained
- *                    on utterances); a longer one segment by segment, the texts joined
+ *                    WHOLE_LIMIT_SECONDS (and than the VAD's maximum segment, which the
+ *                    caller caps at the model's longest input) is translated in one piece (as
+ *                    the model was trained on utterances); a longer one segment by segment,
+ *                    the texts joined
  */
 #ifndef MTLA_CLI_SEGMENTER_H
 #define MTLA_CLI_SEGMENTER_H
@@ -22,6 +24,7 @@
 typedef enum segment_mode { SEGMENTS_EACH, SEGMENTS_WHOLE } segment_mode;
 
 typedef struct translate_ctx {
+    const mtla_model *model;
     mtla_translator *translator;
     mtla_decode_params decode;
     mtla_fbank_params fbank;

@@ -24,13 +24,26 @@
 enum { PATH_MAX_LEN = 128, VALUE_TEXT_LEN = 64 };
 
 static const char *const cmvn_names[] = {"utterance", "global", "none"};
-static const char *const encoder_names[] = {"transformer", "conformer"};
+static const char *const frontend_names[] = {"kaldi_fbank", "whisper"};
+static const char *const encoder_names[] = {"transformer", "conformer", "whisper"};
 static const char *const positions_names[] = {"sinusoidal", "abs", "rel_pos"};
 static const char *const attention_names[] = {"mha", "gqa", "mla", "mtla"};
 
 const char *mtla_cmvn_type_name(mtla_cmvn_type type)
 {
     return (unsigned)type < COUNT(cmvn_names) ? cmvn_names[type] : "?";
+}
+
+const char *mtla_frontend_type_name(mtla_frontend_type type)
+{
+    return (unsigned)type < COUNT(frontend_names) ? frontend_names[type] : "?";
+}
+
+int64_t mtla_model_config_max_frames(const mtla_model_config *config)
+{
+    if (config->encoder.type == MTLA_ENCODER_WHISPER)
+        return 2 * (int64_t)config->encoder.max_positions;
+    return 0;
 }
 
 const char *mtla_encoder_type_name(mtla_encoder_type type)
@@ -251,19 +264,54 @@ static mtla_status get_enum(const cJSON *obj, const char *parent, const char *ke
 
 /* ---------------------------------------------------------------- sections */
 
+/* frontend.type "whisper": sample_rate, num_mel_bins, n_fft, hop_length, cmvn. */
+static mtla_status parse_whisper_frontend(const cJSON *fe, mtla_frontend_config *out,
+                                          const char *const *kaldi_keys, size_t kaldi_count,
+                                          mtla_error *err)
+{
+    static const char *const keys[] = {"type",  "sample_rate", "num_mel_bins",
+                                       "n_fft", "hop_length",  "cmvn"};
+    const char *p = "frontend";
+    mtla_fbank_params *fb = &out->fbank;
+    int index;
+    TRY(check_keys(fe, p, keys, COUNT(keys), kaldi_keys, kaldi_count, "whisper", err));
+    TRY(get_int(fe, p, "sample_rate", &fb->sample_rate, err));
+    TRY(get_int(fe, p, "num_mel_bins", &fb->num_mel_bins, err));
+    TRY(get_int(fe, p, "n_fft", &out->n_fft, err));
+    TRY(get_int(fe, p, "hop_length", &out->hop_length, err));
+    TRY(get_enum(fe, p, "cmvn", cmvn_names, COUNT(cmvn_names), &index, err));
+    out->cmvn = (mtla_cmvn_type)index;
+    if (fb->sample_rate > 0) {
+        fb->frame_length_ms = (float)(1000.0 * out->n_fft / fb->sample_rate);
+        fb->frame_shift_ms = (float)(1000.0 * out->hop_length / fb->sample_rate);
+    }
+    return MTLA_OK;
+}
+
 static mtla_status parse_frontend(const cJSON *fe, mtla_frontend_config *out, mtla_error *err)
 {
     static const char *const keys[] = {
-        "sample_rate", "num_mel_bins", "frame_length_ms",  "frame_shift_ms",
-        "dither",      "preemphasis",  "remove_dc_offset", "window",
-        "snip_edges",  "low_freq",     "high_freq",        "input_scale",
-        "cmvn"};
+        "type",           "sample_rate", "num_mel_bins", "frame_length_ms",
+        "frame_shift_ms", "dither",      "preemphasis",  "remove_dc_offset",
+        "window",         "snip_edges",  "low_freq",     "high_freq",
+        "input_scale",    "cmvn"};
+    static const char *const whisper_keys[] = {"n_fft", "hop_length"};
     static const char *const windows[] = {"povey"};
     const char *p = "frontend";
     mtla_fbank_params *fb = &out->fbank;
     int flag, index;
     double dither;
-    TRY(check_keys(fe, p, keys, COUNT(keys), NULL, 0, NULL, err));
+    /* frontend.type is optional: models written before it existed are Kaldi fbank ones. */
+    out->type = MTLA_FRONTEND_KALDI_FBANK;
+    if (cJSON_GetObjectItemCaseSensitive(fe, "type")) {
+        TRY(get_enum(fe, p, "type", frontend_names, COUNT(frontend_names), &index, err));
+        out->type = (mtla_frontend_type)index;
+    }
+    if (out->type == MTLA_FRONTEND_WHISPER)
+        return parse_whisper_frontend(fe, out, keys + 3, COUNT(keys) - 4,
+                                      err); /* the Kaldi-only keys */
+    TRY(check_keys(fe, p, keys, COUNT(keys), whisper_keys, COUNT(whisper_keys), "kaldi_fbank",
+                   err));
     TRY(get_int(fe, p, "sample_rate", &fb->sample_rate, err));
     TRY(get_int(fe, p, "num_mel_bins", &fb->num_mel_bins, err));
     TRY(get_float(fe, p, "frame_length_ms", &fb->frame_length_ms, err));
@@ -291,19 +339,30 @@ static mtla_status parse_encoder(const cJSON *enc, mtla_encoder_config *out, mtl
 {
     static const char *const keys[] = {"type",    "layers",     "d_model",   "heads",
                                        "ffn_dim", "subsampler", "positions", "conv_kernel"};
+    static const char *const whisper_keys[] = {"type",  "layers",  "d_model",
+                                               "heads", "ffn_dim", "max_positions"};
+    static const char *const fairseq_only[] = {"subsampler", "positions", "conv_kernel"};
+    static const char *const whisper_only[] = {"max_positions"};
     static const char *const sub_keys[] = {"type", "channels", "kernel_sizes"};
     static const char *const sub_types[] = {"conv1d_glu"};
     const char *p = "encoder";
     int index, present;
     char path[PATH_MAX_LEN], value[VALUE_TEXT_LEN];
 
-    TRY(check_keys(enc, p, keys, COUNT(keys), NULL, 0, NULL, err));
     TRY(get_enum(enc, p, "type", encoder_names, COUNT(encoder_names), &index, err));
     out->type = (mtla_encoder_type)index;
+    if (out->type == MTLA_ENCODER_WHISPER)
+        TRY(check_keys(enc, p, whisper_keys, COUNT(whisper_keys), fairseq_only, COUNT(fairseq_only),
+                       "whisper", err));
+    else
+        TRY(check_keys(enc, p, keys, COUNT(keys), whisper_only, COUNT(whisper_only),
+                       encoder_names[index], err));
     TRY(get_int(enc, p, "layers", &out->layers, err));
     TRY(get_int(enc, p, "d_model", &out->d_model, err));
     TRY(get_int(enc, p, "heads", &out->heads, err));
     TRY(get_int(enc, p, "ffn_dim", &out->ffn_dim, err));
+    if (out->type == MTLA_ENCODER_WHISPER)
+        return get_int(enc, p, "max_positions", &out->max_positions, err);
 
     const cJSON *sub, *kernels;
     const char *sp = "encoder.subsampler";
@@ -574,13 +633,43 @@ static mtla_status even_in(const char *path, int32_t v, int32_t hi, mtla_error *
 
 /* The bounds mtla_fbank_create (frontend/fbank.c) enforces, so that a model that loads can
  * always build its frontend; sample_rate is further pinned to 16000 by the format. */
+/* Whisper's log-mel is defined for its own constants only (frontend/whisper_mel.c). */
+static mtla_status validate_whisper_frontend(const mtla_frontend_config *f, mtla_error *err)
+{
+    const mtla_fbank_params *p = &f->fbank;
+    if (p->num_mel_bins != 80 && p->num_mel_bins != 128)
+        return mtla_fail(err, MTLA_ERR_FORMAT,
+                         "config.json: frontend.num_mel_bins must be 80 or 128 for type "
+                         "\"whisper\" (got %d)",
+                         (int)p->num_mel_bins);
+    if (f->n_fft != 400)
+        return mtla_fail(err, MTLA_ERR_FORMAT,
+                         "config.json: frontend.n_fft must be 400 for type \"whisper\" (got %d)",
+                         (int)f->n_fft);
+    if (f->hop_length != 160)
+        return mtla_fail(err, MTLA_ERR_FORMAT,
+                         "config.json: frontend.hop_length must be 160 for type \"whisper\" (got "
+                         "%d)",
+                         (int)f->hop_length);
+    if (f->cmvn != MTLA_CMVN_NONE)
+        return mtla_fail(err, MTLA_ERR_FORMAT,
+                         "config.json: frontend.cmvn must be \"none\" for type \"whisper\" (got "
+                         "\"%s\")",
+                         mtla_cmvn_type_name(f->cmvn));
+    return MTLA_OK;
+}
+
 static mtla_status validate_frontend(const mtla_frontend_config *f, mtla_error *err)
 {
     const mtla_fbank_params *p = &f->fbank;
+    if ((unsigned)f->type >= COUNT(frontend_names))
+        return mtla_fail(err, MTLA_ERR_FORMAT, "config.json: frontend.type has no valid value");
     if (p->sample_rate != 16000)
         return mtla_fail(err, MTLA_ERR_FORMAT,
                          "config.json: frontend.sample_rate must be 16000 (got %d)",
                          (int)p->sample_rate);
+    if (f->type == MTLA_FRONTEND_WHISPER)
+        return validate_whisper_frontend(f, err);
     TRY(int_in("frontend.num_mel_bins", p->num_mel_bins, 1, 256, err));
     if (!(p->frame_length_ms > 0.0f && p->frame_length_ms <= 1000.0f))
         return mtla_fail(err, MTLA_ERR_FORMAT,
@@ -649,6 +738,8 @@ static mtla_status validate_encoder(const mtla_encoder_config *e, mtla_error *er
             err, MTLA_ERR_FORMAT,
             "config.json: encoder.d_model (%d) must be divisible by encoder.heads (%d)",
             (int)e->d_model, (int)e->heads);
+    if (e->type == MTLA_ENCODER_WHISPER)
+        return int_in("encoder.max_positions", e->max_positions, 1, MTLA_CONFIG_MAX_POSITIONS, err);
     TRY(even_in("encoder.subsampler.channels", e->subsampler.channels, MTLA_CONFIG_MAX_DIM, err));
     TRY(int_in("encoder.subsampler.kernel_sizes (count)", e->subsampler.num_layers, 1,
                MTLA_SUBSAMPLER_MAX_LAYERS, err));
@@ -786,6 +877,12 @@ mtla_status mtla_model_config_validate(const mtla_model_config *c, mtla_error *e
                          (int)c->format_version, MTLA_FORMAT_VERSION);
     TRY(validate_frontend(&c->frontend, err));
     TRY(validate_encoder(&c->encoder, err));
+    /* The Whisper encoder was trained on Whisper's features and nothing else. */
+    if (c->encoder.type == MTLA_ENCODER_WHISPER && c->frontend.type != MTLA_FRONTEND_WHISPER)
+        return mtla_fail(err, MTLA_ERR_FORMAT,
+                         "config.json: encoder.type \"whisper\" needs frontend.type \"whisper\" "
+                         "(got \"%s\")",
+                         mtla_frontend_type_name(c->frontend.type));
     TRY(validate_decoder(&c->decoder, err));
     TRY(validate_vocab(&c->vocab, err));
     TRY(validate_generation(&c->generation, err));

@@ -36,17 +36,31 @@ typedef enum mtla_cmvn_type {
     MTLA_CMVN_NONE           /* "none" */
 } mtla_cmvn_type;
 
+typedef enum mtla_frontend_type {
+    MTLA_FRONTEND_KALDI_FBANK = 0, /* "kaldi_fbank" (the default when frontend.type is absent) */
+    MTLA_FRONTEND_WHISPER          /* "whisper": Whisper's log-mel (frontend/whisper_mel.c) */
+} mtla_frontend_type;
+
+/* Largest encoder.max_positions (whisper): keeps the position table's size computable. */
+#define MTLA_CONFIG_MAX_POSITIONS (1 << 20)
+
 typedef struct mtla_frontend_config {
-    /* sample_rate, num_mel_bins, frame_length_ms, frame_shift_ms, preemphasis,
+    mtla_frontend_type type;
+    /* kaldi_fbank: sample_rate, num_mel_bins, frame_length_ms, frame_shift_ms, preemphasis,
      * remove_dc_offset, low_freq, high_freq, input_scale. dither 0, window "povey" and
-     * snip_edges true are the only values accepted, so they are not stored. */
+     * snip_edges true are the only values accepted, so they are not stored.
+     * whisper: sample_rate and num_mel_bins; frame_length_ms and frame_shift_ms are n_fft and
+     * hop_length in milliseconds (25, 10: frame timing for callers), the rest 0. */
     mtla_fbank_params fbank;
+    int32_t n_fft;      /* whisper: 400; kaldi_fbank: 0 */
+    int32_t hop_length; /* whisper: 160; kaldi_fbank: 0 */
     mtla_cmvn_type cmvn;
 } mtla_frontend_config;
 
 typedef enum mtla_encoder_type {
     MTLA_ENCODER_TRANSFORMER = 0, /* "transformer" (fairseq S2TTransformerEncoder) */
-    MTLA_ENCODER_CONFORMER        /* "conformer" (fairseq S2TConformerEncoder) */
+    MTLA_ENCODER_CONFORMER,       /* "conformer" (fairseq S2TConformerEncoder) */
+    MTLA_ENCODER_WHISPER          /* "whisper" (Whisper's AudioEncoder, encoder/whisper.c) */
 } mtla_encoder_type;
 
 typedef enum mtla_positions {
@@ -70,6 +84,10 @@ typedef struct mtla_encoder_config {
     mtla_subsampler_config subsampler;
     mtla_positions positions;
     int32_t conv_kernel; /* conformer: odd; transformer: 0 (ignored, whatever the file says) */
+    /* whisper only (otherwise 0): rows P of encoder.embed_positions, the longest encoder
+     * output it accepts (1500 = 30 s for Whisper's models). subsampler and positions are
+     * unused (zero) for whisper: its two convolutions are fixed by the architecture. */
+    int32_t max_positions;
 } mtla_encoder_config;
 
 typedef enum mtla_attention_type {
@@ -142,8 +160,13 @@ mtla_status mtla_model_config_validate(const mtla_model_config *config, mtla_err
 
 /* The names config.json uses, e.g. "mtla" for MTLA_ATTENTION_MTLA. */
 const char *mtla_cmvn_type_name(mtla_cmvn_type type);
+const char *mtla_frontend_type_name(mtla_frontend_type type);
 const char *mtla_encoder_type_name(mtla_encoder_type type);
 const char *mtla_positions_name(mtla_positions positions);
 const char *mtla_attention_type_name(mtla_attention_type type);
+
+/* The longest input the model's encoder accepts, in feature frames (whisper: 2 P, since
+ * S = floor((T - 1) / 2) + 1 <= P); 0 when it has no limit of its own. */
+int64_t mtla_model_config_max_frames(const mtla_model_config *config);
 
 #endif

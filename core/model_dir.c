@@ -128,6 +128,37 @@ MTLA_PRINTF(2, 3) static const char *module(char *buf, const char *format, ...)
     return buf;
 }
 
+/* Whisper's AudioEncoder (openai-whisper model.py, Hugging Face WhisperEncoder names):
+ * conv1 Conv1d(mel, E, 3, padding 1), conv2 Conv1d(E, E, 3, stride 2, padding 1), the stored
+ * positions, pre-LN ResidualAttentionBlocks, then its final norm. */
+static void whisper_encoder(spec_list *l, const mtla_encoder_config *enc, int64_t mel)
+{
+    const int64_t E = enc->d_model, F = enc->ffn_dim;
+    char m[MTLA_TENSOR_NAME_MAX];
+    cube(l, E, mel, 3, "encoder.conv1.weight");
+    vec(l, E, "encoder.conv1.bias");
+    cube(l, E, E, 3, "encoder.conv2.weight");
+    vec(l, E, "encoder.conv2.bias");
+    /* embed_positions: Whisper's sinusoid table as stored (a buffer there, a weight here) */
+    mat(l, enc->max_positions, E, "encoder.embed_positions.weight");
+    for (int32_t i = 0; i < enc->layers; i++) {
+        /* self_attn: Whisper's MultiHeadAttention; its key projection has no bias */
+        linear(l, module(m, "encoder.layers.%d.self_attn.q_proj", i), E, E, 1);
+        linear(l, module(m, "encoder.layers.%d.self_attn.k_proj", i), E, E, 0);
+        linear(l, module(m, "encoder.layers.%d.self_attn.v_proj", i), E, E, 1);
+        linear(l, module(m, "encoder.layers.%d.self_attn.out_proj", i), E, E, 1);
+        /* self_attn_layer_norm: LayerNorm(E) before self_attn (Whisper's attn_ln) */
+        layer_norm(l, module(m, "encoder.layers.%d.self_attn_layer_norm", i), E);
+        /* fc1, fc2: the GELU MLP, Linear(E, F) and Linear(F, E) (Whisper's mlp.0, mlp.2) */
+        linear(l, module(m, "encoder.layers.%d.fc1", i), F, E, 1);
+        linear(l, module(m, "encoder.layers.%d.fc2", i), E, F, 1);
+        /* final_layer_norm: LayerNorm(E) before the MLP (Whisper's mlp_ln) */
+        layer_norm(l, module(m, "encoder.layers.%d.final_layer_norm", i), E);
+    }
+    /* encoder.layer_norm: Whisper's ln_post */
+    layer_norm(l, "encoder.layer_norm", E);
+}
+
 /* fairseq S2TTransformerEncoder layers (TransformerEncoderLayer, pre-LN), then its final norm. */
 static void transformer_encoder(spec_list *l, const mtla_encoder_config *enc)
 {
@@ -282,7 +313,9 @@ mtla_status mtla_model_tensor_specs(const mtla_model_config *c, mtla_tensor_spec
              "encoder.subsample.conv_layers.%d.weight", i);
         vec(&l, out, "encoder.subsample.conv_layers.%d.bias", i);
     }
-    if (enc->type == MTLA_ENCODER_TRANSFORMER)
+    if (enc->type == MTLA_ENCODER_WHISPER)
+        whisper_encoder(&l, enc, mel);
+    else if (enc->type == MTLA_ENCODER_TRANSFORMER)
         transformer_encoder(&l, enc);
     else
         conformer_encoder(&l, enc);
@@ -342,7 +375,9 @@ void mtla_model_describe(const mtla_model_config *c, int64_t parameters, char *b
     const mtla_decoder_config *d = &c->decoder;
     const mtla_attention_config *a = &d->attention;
     char encoder[64], attention[48], count[32];
-    if (e->type == MTLA_ENCODER_CONFORMER)
+    if (e->type == MTLA_ENCODER_WHISPER)
+        snprintf(encoder, sizeof encoder, "whisper %dx%d", (int)e->layers, (int)e->d_model);
+    else if (e->type == MTLA_ENCODER_CONFORMER)
         snprintf(encoder, sizeof encoder, "conformer %s %dx%d", mtla_positions_name(e->positions),
                  (int)e->layers, (int)e->d_model);
     else

@@ -24,6 +24,7 @@ struct mtla_encoder {
     enc_norm layer_norm;                       /* transformer: encoder.layer_norm */
     enc_linear linear;                         /* conformer: encoder.linear [E, E] */
     enc_conformer_layer *conformer_layers;     /* encoder.conformer_layers.* */
+    enc_whisper whisper;                       /* whisper: encoder.conv1, conv2, ... */
     enc_linear projector1;                     /* decoder.projector.linear1 [D/2, k E] */
     enc_linear projector2;                     /* decoder.projector.linear2 [D, D/2] */
 
@@ -140,6 +141,32 @@ static void bind_transformer_layer(binder *b, int32_t l, enc_transformer_layer *
     layer->fc2 = bind_linear(b, 1, "%s.fc2", p);
 }
 
+static void bind_whisper_layer(binder *b, int32_t l, enc_whisper_layer *layer)
+{
+    char p[MTLA_TENSOR_NAME_MAX];
+    snprintf(p, sizeof p, "encoder.layers.%d", (int)l);
+    layer->self_attn_layer_norm = bind_norm(b, "%s.self_attn_layer_norm", p);
+    layer->self_attn.q = bind_linear(b, 1, "%s.self_attn.q_proj", p);
+    layer->self_attn.k = bind_linear(b, 0, "%s.self_attn.k_proj", p);
+    layer->self_attn.v = bind_linear(b, 1, "%s.self_attn.v_proj", p);
+    layer->self_attn.out = bind_linear(b, 1, "%s.self_attn.out_proj", p);
+    layer->final_layer_norm = bind_norm(b, "%s.final_layer_norm", p);
+    layer->fc1 = bind_linear(b, 1, "%s.fc1", p);
+    layer->fc2 = bind_linear(b, 1, "%s.fc2", p);
+}
+
+static void bind_whisper(binder *b, const mtla_encoder_config *c, enc_whisper *w)
+{
+    w->conv1_weight = bind(b, "encoder.conv1.weight");
+    w->conv1_bias = bind(b, "encoder.conv1.bias");
+    w->conv2_weight = bind(b, "encoder.conv2.weight");
+    w->conv2_bias = bind(b, "encoder.conv2.bias");
+    w->embed_positions = bind(b, "encoder.embed_positions.weight");
+    for (int32_t l = 0; l < c->layers; l++)
+        bind_whisper_layer(b, l, &w->layers[l]);
+    w->layer_norm = bind_norm(b, "encoder.layer_norm");
+}
+
 static enc_conformer_ffn bind_conformer_ffn(binder *b, const char *p, const char *ffn)
 {
     enc_conformer_ffn f;
@@ -210,7 +237,9 @@ static mtla_status bind_all(mtla_encoder *enc, mtla_weights *weights, mtla_error
         enc->subsampler.bias[i] = bind(&b, "encoder.subsample.conv_layers.%d.bias", (int)i);
     }
 
-    if (c->type == MTLA_ENCODER_TRANSFORMER) {
+    if (c->type == MTLA_ENCODER_WHISPER) {
+        bind_whisper(&b, c, &enc->whisper);
+    } else if (c->type == MTLA_ENCODER_TRANSFORMER) {
         for (int32_t l = 0; l < c->layers; l++)
             bind_transformer_layer(&b, l, &enc->transformer_layers[l]);
         enc->layer_norm = bind_norm(&b, "encoder.layer_norm");
@@ -254,7 +283,7 @@ mtla_status mtla_encoder_create(const mtla_ops *ops, mtla_weights *weights,
         return st;
     const mtla_encoder_config *c = &config->encoder;
     /* fairseq's sinusoid divides by d/2 - 1 */
-    if (c->positions != MTLA_POSITIONS_REL_POS && c->d_model < 4)
+    if (c->type != MTLA_ENCODER_WHISPER && c->positions != MTLA_POSITIONS_REL_POS && c->d_model < 4)
         return mtla_fail(err, MTLA_ERR_UNSUPPORTED,
                          "encoder.d_model must be at least 4 for sinusoidal positions (got %d)",
                          (int)c->d_model);
@@ -276,11 +305,16 @@ mtla_status mtla_encoder_create(const mtla_ops *ops, mtla_weights *weights,
         sub->c_out[i] = i + 1 == sub->layers ? 2 * c->d_model : c->subsampler.channels;
     }
 
-    if (c->type == MTLA_ENCODER_TRANSFORMER)
+    enc->whisper.num_mel_bins = enc->num_mel_bins;
+    enc->whisper.max_positions = c->max_positions;
+
+    if (c->type == MTLA_ENCODER_WHISPER)
+        enc->whisper.layers = calloc((size_t)c->layers, sizeof *enc->whisper.layers);
+    else if (c->type == MTLA_ENCODER_TRANSFORMER)
         enc->transformer_layers = calloc((size_t)c->layers, sizeof *enc->transformer_layers);
     else
         enc->conformer_layers = calloc((size_t)c->layers, sizeof *enc->conformer_layers);
-    if (!enc->transformer_layers && !enc->conformer_layers) {
+    if (!enc->transformer_layers && !enc->conformer_layers && !enc->whisper.layers) {
         mtla_encoder_free(enc);
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the encoder layers");
     }
@@ -305,6 +339,7 @@ void mtla_encoder_free(mtla_encoder *enc)
     free(enc->host_table);
     free(enc->transformer_layers);
     free(enc->conformer_layers);
+    free(enc->whisper.layers);
     free(enc);
 }
 
@@ -314,6 +349,8 @@ int64_t mtla_encoder_output_frames(const mtla_encoder *enc, int64_t input_frames
 {
     if (!enc || input_frames <= 0)
         return 0;
+    if (enc->config.type == MTLA_ENCODER_WHISPER)
+        return enc_whisper_frames(input_frames);
     return enc_subsampler_frames_after(&enc->subsampler, enc->subsampler.layers - 1, input_frames);
 }
 
@@ -371,6 +408,8 @@ static void lay_out(const mtla_encoder *enc, int64_t t, layout *l, enc_workspace
         if (i + 1 < sub->layers && len * (sub->c_out[i] / 2) > glu_max)
             glu_max = len * (sub->c_out[i] / 2);
     }
+    if (c->type == MTLA_ENCODER_WHISPER)
+        conv_max = t * dim; /* conv1's output */
     *ws = (enc_workspace){0};
     ws->sub_conv = reserve(l, conv_max, 1);
     ws->sub_glu = reserve(l, glu_max, 1);
@@ -387,7 +426,8 @@ static void lay_out(const mtla_encoder *enc, int64_t t, layout *l, enc_workspace
     ws->v = reserve(l, s, dim);
     ws->ctx = reserve(l, s, dim);
     ws->scores = reserve(l, s, s);
-    ws->pos = reserve(l, rel_pos ? 2 * s - 1 : s, dim);
+    if (c->type != MTLA_ENCODER_WHISPER) /* whisper adds its stored table in place */
+        ws->pos = reserve(l, rel_pos ? 2 * s - 1 : s, dim);
     if (rel_pos) {
         ws->pos_proj = reserve(l, 2 * s - 1, dim);
         ws->q_u = reserve(l, s, dim);
@@ -476,6 +516,19 @@ mtla_status mtla_encoder_forward(mtla_encoder *enc, const float *features, int64
     const mtla_ops *ops = enc->ops;
     const mtla_encoder_config *c = &enc->config;
     int64_t dim = c->d_model, s = mtla_encoder_output_frames(enc, frames);
+    if (c->type == MTLA_ENCODER_WHISPER) {
+        if (s > c->max_positions)
+            return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                             "an input of %lld frames (%.2f s) gives %lld encoder frames; this "
+                             "Whisper encoder has %d positions (at most %lld frames, %.2f s)",
+                             (long long)frames, (double)frames / 100.0, (long long)s,
+                             (int)c->max_positions, 2 * (long long)c->max_positions,
+                             (double)c->max_positions / 50.0);
+        mtla_status st = workspace_prepare(enc, frames, err);
+        if (st == MTLA_OK)
+            enc_whisper_forward(ops, &enc->whisper, c, features, frames, &enc->ws, out);
+        return st;
+    }
     mtla_status st = workspace_prepare(enc, frames, err);
     if (st == MTLA_OK)
         st = positions_prepare(enc, s, err);

@@ -104,6 +104,40 @@ void enc_transformer_layer_forward(const mtla_ops *ops, const enc_transformer_la
                                    int64_t t, int64_t dim, int64_t heads, int64_t ffn,
                                    enc_workspace *ws);
 
+/* ---------------------------------------------------------------- whisper */
+
+/* Whisper's ResidualAttentionBlock (encoder, no cross-attention), under the names
+ * tools/convert_ctranslate2_whisper.py writes (Hugging Face WhisperEncoderLayer's). */
+typedef struct enc_whisper_layer {
+    enc_norm self_attn_layer_norm; /* encoder.layers.{l}.self_attn_layer_norm (attn_ln) */
+    enc_attention self_attn;       /* encoder.layers.{l}.self_attn.{q,k,v,out}_proj; k_proj has
+                                      no bias (k.bias NULL) */
+    enc_norm final_layer_norm;     /* encoder.layers.{l}.final_layer_norm (mlp_ln) */
+    enc_linear fc1;                /* encoder.layers.{l}.fc1 [F, E] (mlp.0) */
+    enc_linear fc2;                /* encoder.layers.{l}.fc2 [E, F] (mlp.2) */
+} enc_whisper_layer;
+
+/* Whisper's AudioEncoder. */
+typedef struct enc_whisper {
+    int32_t num_mel_bins;
+    int32_t max_positions;        /* P */
+    const float *conv1_weight;    /* encoder.conv1.weight [E, num_mel_bins, 3] */
+    const float *conv1_bias;      /* encoder.conv1.bias [E] */
+    const float *conv2_weight;    /* encoder.conv2.weight [E, E, 3] */
+    const float *conv2_bias;      /* encoder.conv2.bias [E] */
+    const float *embed_positions; /* encoder.embed_positions.weight [P, E] */
+    enc_whisper_layer *layers;    /* encoder.layers.{l} */
+    enc_norm layer_norm;          /* encoder.layer_norm (ln_post) */
+} enc_whisper;
+
+/* S = floor((T - 1) / 2) + 1: conv2's stride 2 with padding 1 and kernel 3. */
+int64_t enc_whisper_frames(int64_t frames);
+
+/* log-mel [t, num_mel_bins] -> out [S, E] (docs/architecture.md "Whisper encoder"); ws->sub_conv
+ * holds conv1's output [t, E]; the caller has checked S <= P. */
+void enc_whisper_forward(const mtla_ops *ops, const enc_whisper *w, const mtla_encoder_config *c,
+                         const float *features, int64_t t, enc_workspace *ws, float *out);
+
 /* ---------------------------------------------------------------- conformer layer */
 
 typedef struct enc_conformer_ffn {

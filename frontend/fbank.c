@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "frontend/fftw_planner.h"
 #include "mtla-st.h"
 
 struct mtla_fbank {
@@ -46,9 +47,7 @@ struct mtla_fbank {
     size_t frames_capacity;
 };
 
-/* FFTW's planner is not thread-safe; plans are made and destroyed under this lock so that
- * separate contexts may be created from separate threads. */
-static pthread_mutex_t fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t mtla_fftw_planner_lock = PTHREAD_MUTEX_INITIALIZER;
 
 mtla_fbank_params mtla_fbank_default_params(void)
 {
@@ -196,10 +195,10 @@ mtla_status mtla_fbank_create(const mtla_fbank_params *params, mtla_fbank **out,
         mtla_fbank_free(f);
         return st;
     }
-    pthread_mutex_lock(&fftw_planner_lock);
+    pthread_mutex_lock(&mtla_fftw_planner_lock);
     /* FFTW_ESTIMATE: the same plan, hence the same floating-point result, on every run. */
     f->plan = fftw_plan_dft_r2c_1d((int)f->fft_length, f->fft_in, f->fft_out, FFTW_ESTIMATE);
-    pthread_mutex_unlock(&fftw_planner_lock);
+    pthread_mutex_unlock(&mtla_fftw_planner_lock);
     if (!f->plan) {
         mtla_fbank_free(f);
         return mtla_fail(err, MTLA_ERR_INTERNAL, "fbank: FFTW could not plan a %zu-point FFT",
@@ -343,9 +342,9 @@ void mtla_fbank_free(mtla_fbank *f)
     if (!f)
         return;
     if (f->plan) {
-        pthread_mutex_lock(&fftw_planner_lock);
+        pthread_mutex_lock(&mtla_fftw_planner_lock);
         fftw_destroy_plan(f->plan);
-        pthread_mutex_unlock(&fftw_planner_lock);
+        pthread_mutex_unlock(&mtla_fftw_planner_lock);
     }
     fftw_free(f->fft_in);
     fftw_free(f->fft_out);

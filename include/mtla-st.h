@@ -146,6 +146,26 @@ void mtla_fbank_free(mtla_fbank *fbank);
 mtla_status mtla_fbank_compute(const mtla_fbank_params *params, const float *samples, size_t count,
                                float **frames, size_t *num_frames, mtla_error *err);
 
+/* ---------------------------------------------------------------- Whisper log-mel */
+
+/* Whisper's log-mel spectrogram, whisper.audio.log_mel_spectrogram(samples, n_mels) without its
+ * padding to 30 s (docs/frontend.md, "Whisper log-mel"): 400-sample periodic Hann frames every
+ * 160 samples, centred (reflect padding), count / 160 frames; power spectrum; Slaney mel
+ * filters; log10(max(., 1e-10)) clamped below at the maximum over the whole input minus 8;
+ * (x + 4) / 4. Not incremental: the clamp depends on the whole utterance, so a stream applies
+ * it per utterance. One context keeps its FFTW plan and buffers for any number of inputs. */
+typedef struct mtla_whisper_mel mtla_whisper_mel;
+
+/* num_mel_bins 80 or 128; 16 kHz input. */
+mtla_status mtla_whisper_mel_create(int32_t num_mel_bins, mtla_whisper_mel **out, mtla_error *err);
+/* Frames for `count` samples: count / 160. */
+size_t mtla_whisper_mel_frames(size_t count);
+/* Fills frames[mtla_whisper_mel_frames(count) x num_mel_bins] (the caller's buffer). */
+void mtla_whisper_mel_compute(mtla_whisper_mel *mel, const float *samples, size_t count,
+                              float *frames);
+int32_t mtla_whisper_mel_num_bins(const mtla_whisper_mel *mel);
+void mtla_whisper_mel_free(mtla_whisper_mel *mel);
+
 /* Utterance CMVN: per dimension, x <- (x - mean) / sqrt(max(var, 1e-10)) over the frames. */
 void mtla_cmvn_utterance(float *frames, size_t num_frames, int32_t dim);
 /* Global CMVN with statistics stored with a model: x <- (x - mean[d]) / std[d]. */
@@ -231,8 +251,24 @@ typedef struct mtla_decode_params {
     int32_t min_len; /* EOS is not allowed before this many tokens (1) */
 } mtla_decode_params;
 
-/* The model's frontend settings (config.json "frontend"): the features it was trained on. */
+/* The model's frontend settings (config.json "frontend"): the features it was trained on. For
+ * a "whisper" frontend only sample_rate, num_mel_bins and the frame timing (25 ms frames every
+ * 10 ms) are meaningful: compute its features with mtla_model_features. */
 mtla_fbank_params mtla_model_fbank_params(const mtla_model *model);
+
+/* config.json frontend.type: "kaldi_fbank" or "whisper". */
+const char *mtla_model_frontend_type(const mtla_model *model);
+
+/* The model's input features for `count` mono samples at its sample rate, before CMVN, as
+ * mtla_translate_samples computes them: Kaldi fbank, or Whisper log-mel clamped over these
+ * samples. *frames is malloc'ed (frames x num_mel_bins); *num_frames may be 0. */
+mtla_status mtla_model_features(const mtla_model *model, const float *samples, size_t count,
+                                float **frames, size_t *num_frames, mtla_error *err);
+
+/* The longest input the model's encoder accepts, in milliseconds of audio (a Whisper encoder
+ * with P positions: 20 P ms, 30 s for Whisper's own); 0 when it has no limit of its own.
+ * Longer inputs are refused by mtla_translate_*; the CLI cuts them at pauses. */
+int64_t mtla_model_max_input_ms(const mtla_model *model);
 
 /* The model's own defaults (config.json "generation"). */
 mtla_decode_params mtla_decode_default_params(const mtla_model *model);
@@ -246,8 +282,8 @@ typedef struct mtla_translation {
     char *text;          /* detokenised UTF-8, as fairseq prints it */
     int32_t *tokens;     /* model ids, without the final EOS */
     int32_t token_count;
-    float score;         /* length-normalised log-probability */
-    int64_t frames;      /* fbank frames of the input */
+    float score;    /* length-normalised log-probability */
+    int64_t frames; /* fbank frames of the input */
 } mtla_translation;
 
 void mtla_translation_free(mtla_translation *translation);

@@ -164,6 +164,7 @@ GOLDEN_MODEL(transformer_mtla_s1)
 GOLDEN_MODEL(transformer_mla)
 GOLDEN_MODEL(transformer_mha)
 GOLDEN_MODEL(conformer_abs_gqa)
+GOLDEN_MODEL(whisper_mtla_s2)
 
 /* The decoder's own invariants, independent of fixtures. */
 Test(decoder, mtla_shares_complete_prompt_chunks_and_reorders_only_own_slots)

@@ -156,6 +156,11 @@ Test(encoder, conformer_abs_gqa)
     check_golden("conformer_abs_gqa");
 }
 
+Test(encoder, whisper_mtla_s2)
+{
+    check_golden("whisper_mtla_s2");
+}
+
 /* ---------------------------------------------------------------- lengths and errors */
 
 Test(encoder, output_frames_follow_the_subsampler)

@@ -105,6 +105,7 @@ GOLDEN(transformer_mtla_s1)
 GOLDEN(transformer_mla)
 GOLDEN(transformer_mha)
 GOLDEN(conformer_abs_gqa)
+GOLDEN(whisper_mtla_s2)
 
 /* The golden inputs are torchaudio features of these clips; ours differ by ~1e-4, which must
  * not change a decision. Several inputs: one line each, in order. */

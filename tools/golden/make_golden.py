@@ -511,7 +511,9 @@ def float32_noise(md, P, inputs, steplogprobs):
 
 def tree_digest(root):
     h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+    own = {spec["name"] for spec in MODELS}
+    for f in sorted(p for p in root.rglob("*")
+                    if p.is_file() and p.relative_to(root).parts[0] in own):
         h.update(str(f.relative_to(root)).encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
@@ -528,9 +530,11 @@ def main():
     global_stats_src = np.load(FRONTEND / "clip_8000_s16.npy").astype(np.float64)
     global_stats = {"mean": global_stats_src.mean(0).astype(np.float32),
                     "std": global_stats_src.std(0).astype(np.float32)}
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+    # Only this script's models: tools/golden/make_whisper_golden.py writes its own beside them.
+    OUT.mkdir(parents=True, exist_ok=True)
+    for spec in MODELS:
+        if (OUT / spec["name"]).exists():
+            shutil.rmtree(OUT / spec["name"])
     summary = []
     for spec in MODELS:
         cfg = make_config(spec)
@@ -554,7 +558,8 @@ def main():
                   f"{' (max_len hit)' if r['hit_max_len'] else ''}, score {r['score']:.4f}, "
                   f"margin {r['decision_margin']:.1e}, {len(r['finalized'])} finalised: "
                   f"{r['text']!r}")
-    total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())
+    total = sum(f.stat().st_size for spec in MODELS for f in (OUT / spec["name"]).rglob("*")
+                if f.is_file())
     print("\nsummary (tokens of the best hypothesis per beam; * = cut at max_len)")
     print(f"  {'model':26s} {'KiB':>5s} {'max_len':>7s} {'beam 1':>6s} {'beam 5':>6s} "
           f"{'beam 50':>7s} {'min margin':>10s} {'worst check':>11s}")

@@ -116,9 +116,46 @@ def conformer_conv(x, W, p, kernel):
     return y[0].t()
 
 
+def whisper_self_attention(x, W, p, heads):
+    """Whisper's MultiHeadAttention, one unpadded sequence: q and k each scaled by d_k^-1/4,
+    k_proj without bias."""
+    T, E = x.shape
+    dk = E // heads
+    scale = dk ** -0.25
+    q = (linear(x, W, p + "q_proj") * scale).view(T, heads, dk).transpose(0, 1)
+    k = (x @ W[p + "k_proj.weight"].t() * scale).view(T, heads, dk).transpose(0, 1)
+    v = linear(x, W, p + "v_proj").view(T, heads, dk).transpose(0, 1)
+    a = torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
+    return linear(a.transpose(0, 1).reshape(T, E), W, p + "out_proj")
+
+
+def whisper_encode(x, cfg, W):
+    """Whisper's AudioEncoder on log-mel (T, n_mel), unpadded (openai-whisper model.py):
+    GELU(conv1), GELU(conv2, stride 2), + embed_positions[:S], pre-LN blocks with a GELU MLP,
+    ln_post (encoder.layer_norm)."""
+    enc = cfg["encoder"]
+    y = F.gelu(F.conv1d(x.t().unsqueeze(0), W["encoder.conv1.weight"], W["encoder.conv1.bias"],
+                        padding=1))
+    y = F.gelu(F.conv1d(y, W["encoder.conv2.weight"], W["encoder.conv2.bias"], stride=2,
+                        padding=1))
+    h = y[0].t()
+    S = h.shape[0]
+    if S > enc["max_positions"]:
+        raise ValueError(f"{S} encoder frames, the encoder has {enc['max_positions']} positions")
+    h = h + W["encoder.embed_positions.weight"][:S]
+    for l in range(enc["layers"]):
+        p = f"encoder.layers.{l}."
+        h = h + whisper_self_attention(layer_norm(h, W, p + "self_attn_layer_norm"), W,
+                                       p + "self_attn.", enc["heads"])
+        h = h + feed_forward(layer_norm(h, W, p + "final_layer_norm"), W, p, F.gelu)
+    return layer_norm(h, W, "encoder.layer_norm")
+
+
 def encode(x, cfg, W):
     """Normalised features (T, n_mel) -> encoder output (S, E), including any final norm."""
     enc = cfg["encoder"]
+    if enc["type"] == "whisper":
+        return whisper_encode(x, cfg, W)
     E, H = enc["d_model"], enc["heads"]
     h = subsample(x, W, enc["subsampler"]["kernel_sizes"]) * math.sqrt(E)
     S = h.shape[0]

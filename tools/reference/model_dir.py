@@ -72,6 +72,7 @@ def _enum(v, path, allowed):
     return v
 
 
+WHISPER_FRONTEND_KEYS = ("type", "sample_rate", "num_mel_bins", "n_fft", "hop_length", "cmvn")
 FRONTEND_KEYS = ("sample_rate", "num_mel_bins", "frame_length_ms", "frame_shift_ms", "dither",
                  "preemphasis", "remove_dc_offset", "window", "snip_edges", "low_freq",
                  "high_freq", "input_scale", "cmvn")
@@ -95,7 +96,23 @@ def validate_config(cfg):
         _fail("format_version", f"unsupported version {cfg['format_version']!r}")
 
     fe = cfg["frontend"]
-    _obj(fe, "frontend", FRONTEND_KEYS)
+    ftype = fe.get("type", "kaldi_fbank") if isinstance(fe, dict) else None
+    _enum(ftype, "frontend.type", ("kaldi_fbank", "whisper"))
+    if ftype == "whisper":
+        _obj(fe, "frontend", WHISPER_FRONTEND_KEYS)
+        if _int(fe["sample_rate"], "frontend.sample_rate") != 16000:
+            _fail("frontend.sample_rate", "must be 16000")
+        if _int(fe["num_mel_bins"], "frontend.num_mel_bins") not in (80, 128):
+            _fail("frontend.num_mel_bins", "must be 80 or 128 for type \"whisper\"")
+        if _int(fe["n_fft"], "frontend.n_fft") != 400:
+            _fail("frontend.n_fft", "must be 400 for type \"whisper\"")
+        if _int(fe["hop_length"], "frontend.hop_length") != 160:
+            _fail("frontend.hop_length", "must be 160 for type \"whisper\"")
+        _enum(fe["cmvn"], "frontend.cmvn", ("none",))
+        _validate_whisper_encoder(cfg["encoder"])
+        _validate_rest(cfg)
+        return
+    _obj(fe, "frontend", FRONTEND_KEYS, ("type",))
     if _int(fe["sample_rate"], "frontend.sample_rate") != 16000:
         _fail("frontend.sample_rate", "must be 16000")
     _int(fe["num_mel_bins"], "frontend.num_mel_bins", 1, 256)
@@ -142,6 +159,22 @@ def validate_config(cfg):
     for i, k in enumerate(ks):
         if _int(k, f"encoder.subsampler.kernel_sizes[{i}]", 1) % 2 == 0:
             _fail(f"encoder.subsampler.kernel_sizes[{i}]", "must be odd")
+    _validate_rest(cfg)
+
+
+def _validate_whisper_encoder(enc):
+    """encoder.type "whisper" (it needs frontend.type "whisper")."""
+    if not isinstance(enc, dict) or enc.get("type") != "whisper":
+        _fail("encoder.type", "must be \"whisper\" with frontend.type \"whisper\"")
+    _obj(enc, "encoder", ("type", "layers", "d_model", "heads", "ffn_dim", "max_positions"))
+    for k in ("layers", "d_model", "heads", "ffn_dim", "max_positions"):
+        _int(enc[k], f"encoder.{k}", 1)
+    if enc["d_model"] % enc["heads"]:
+        _fail("encoder.d_model", "must be divisible by encoder.heads")
+
+
+def _validate_rest(cfg):
+    """decoder, vocab, generation, languages."""
 
     dec = cfg["decoder"]
     _obj(dec, "decoder", ("layers", "d_model", "ffn_dim", "projector_stack", "attention"))
@@ -216,8 +249,8 @@ def expected_tensors(cfg):
         t["frontend.cmvn.mean"] = (n_mel,)
         t["frontend.cmvn.std"] = (n_mel,)
 
-    C = enc["subsampler"]["channels"]
-    ks = enc["subsampler"]["kernel_sizes"]
+    C = enc["subsampler"]["channels"] if enc["type"] != "whisper" else 0
+    ks = enc["subsampler"]["kernel_sizes"] if enc["type"] != "whisper" else []
     for i, K in enumerate(ks):
         c_in = n_mel if i == 0 else C // 2
         c_out = 2 * E if i == len(ks) - 1 else C
@@ -233,7 +266,22 @@ def expected_tensors(cfg):
         t[name + ".weight"] = (n,)
         t[name + ".bias"] = (n,)
 
-    if enc["type"] == "transformer":
+    if enc["type"] == "whisper":
+        t["encoder.conv1.weight"] = (E, n_mel, 3)
+        t["encoder.conv1.bias"] = (E,)
+        t["encoder.conv2.weight"] = (E, E, 3)
+        t["encoder.conv2.bias"] = (E,)
+        t["encoder.embed_positions.weight"] = (enc["max_positions"], E)
+        for l in range(enc["layers"]):
+            p = f"encoder.layers.{l}."
+            for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                lin(p + "self_attn." + proj, E, E, bias=proj != "k_proj")
+            norm(p + "self_attn_layer_norm", E)
+            lin(p + "fc1", F, E)
+            lin(p + "fc2", E, F)
+            norm(p + "final_layer_norm", E)
+        norm("encoder.layer_norm", E)
+    elif enc["type"] == "transformer":
         for l in range(enc["layers"]):
             p = f"encoder.transformer_layers.{l}."
             for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):

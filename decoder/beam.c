@@ -159,6 +159,18 @@ mtla_status mtla_beam_search(mtla_decoder_state *state, const float *prompt, int
                          "beam search needs beam >= 1 and 0 <= min_len <= max_len (got beam %d, "
                          "min_len %d, max_len %d)",
                          (int)p->beam, (int)p->min_len, (int)p->max_len);
+    int32_t P = p->prefix ? p->prefix_length : 0;
+    if (P < 0 || P > p->max_len)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                         "a forced prefix of %d tokens does not fit max_len %d", (int)P,
+                         (int)p->max_len);
+    for (int32_t i = 0; i < P; i++)
+        if (p->prefix[i] < 0 || p->prefix[i] >= vocab->size || p->prefix[i] == vocab->eos ||
+            p->prefix[i] == vocab->pad)
+            return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                             "forced prefix token %d is %d: not an id of the vocabulary "
+                             "(0..%d) other than EOS and pad",
+                             (int)i, (int)p->prefix[i], (int)vocab->size - 1);
     search s = {.B = p->beam, .V = vocab->size, .max_len = p->max_len};
     int32_t B = s.B, V = s.V, W = s.max_len + 2, SW = s.max_len + 1;
     int32_t eos = vocab->eos;
@@ -196,7 +208,8 @@ mtla_status mtla_beam_search(mtla_decoder_state *state, const float *prompt, int
         if (st != MTLA_OK)
             break;
         res->steps = step + 1;
-        int32_t rows = step == 0 ? 1 : B; /* step 0: every hypothesis is the same */
+        /* Step 0 and the steps of the forced prefix: every hypothesis is the same. */
+        int32_t rows = step <= P ? 1 : B;
         for (int32_t b = 0; b < rows; b++) {
             float *lp = s.lprobs + (int64_t)b * V;
             for (int32_t v = 0; v < V; v++)
@@ -213,6 +226,17 @@ mtla_status mtla_beam_search(mtla_decoder_state *state, const float *prompt, int
             float prev = step == 0 ? 0.0f : s.scores[(int64_t)b * SW + step - 1];
             for (int32_t v = 0; v < V; v++)
                 s.flat[(int64_t)b * V + v] = step == 0 ? lp[v] : lp[v] + prev;
+        }
+        if (step < P) {
+            /* fairseq _prefix_tokens: only the forced token keeps its log-prob, so the beam
+             * stays B copies of one hypothesis, whose caches are therefore equal (no reorder). */
+            int32_t token = p->prefix[step];
+            float score = s.flat[token];
+            for (int32_t b = 0; b < B; b++) {
+                s.tokens[(int64_t)b * W + step + 1] = token;
+                s.scores[(int64_t)b * SW + step] = score;
+            }
+            continue;
         }
         int64_t n = (int64_t)rows * V;
         int32_t k = (int32_t)(2 * (int64_t)B < n - 1 ? 2 * B : n - 1);

@@ -15,6 +15,11 @@ typedef struct mtla_beam_params {
     int32_t min_len;   /* EOS is -inf before this step (fairseq default 1) */
     float lenpen;      /* finalised score = cumulative log-prob / (length incl. EOS)^lenpen */
     float unk_penalty; /* subtracted from <unk>'s log-prob (fairseq --unkpen, default 0) */
+    /* Forced prefix (fairseq's prefix_tokens): the first prefix_length tokens of every
+     * hypothesis are these, scored with their own log-probs; the search is free from the step
+     * after them. 0 <= prefix_length <= max_len; no EOS or pad among them. NULL/0: none. */
+    const int32_t *prefix;
+    int32_t prefix_length;
 } mtla_beam_params;
 
 /* One finalised hypothesis: tokens exclude the start token and the final EOS. */

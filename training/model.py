@@ -443,12 +443,20 @@ class SpeechTranslationModel(nn.Module):
     def __init__(self, arch, vocab_size, n_mel=80, dropout=0.1, attn_dropout=0.0):
         super().__init__()
         self.arch = arch
-        self.encoder = SpeechEncoder(arch["encoder"], n_mel, dropout, attn_dropout)
+        # A "whisper" encoder is pretrained and frozen: its outputs are computed once per
+        # utterance into the feature cache (dataset.py), so it has no module here and its
+        # tensors are copied from the CTranslate2 directory at export (export.py).
+        self.frozen_encoder = arch["encoder"]["type"] == "whisper"
+        self.encoder = None if self.frozen_encoder else \
+            SpeechEncoder(arch["encoder"], n_mel, dropout, attn_dropout)
         self.decoder = PromptDecoder(arch["decoder"], arch["encoder"]["d_model"], vocab_size,
                                      dropout, attn_dropout)
 
     def encode(self, feats, feat_len):
-        """(B, T, n_mel), (B,) -> prompt P (B, S, D), prompt lengths (B,)."""
+        """(B, T, n_mel), (B,) -> prompt P (B, S, D), prompt lengths (B,). With a frozen
+        encoder, feats are its cached outputs (B, S_enc, E) and feat_len their lengths."""
+        if self.frozen_encoder:
+            return self.decoder.projector(feats, feat_len)
         h, lengths = self.encoder(feats, feat_len)
         return self.decoder.projector(h, lengths)
 

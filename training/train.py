@@ -127,6 +127,24 @@ def prune_checkpoints(run, history, keep):
             (run / h["file"]).unlink()
 
 
+def init_from_model_dir(model, model_dir, log):
+    """Loads a model directory's tensors into `model` (every parameter it has must be there;
+    a frozen encoder's tensors in the directory are ignored)."""
+    import torch
+    from safetensors.numpy import load_file
+
+    tensors = {}
+    for f in sorted(pathlib.Path(model_dir).glob("model*.safetensors")):
+        tensors.update(load_file(str(f)))
+    own = model.state_dict()
+    missing = [k for k in own if k not in tensors and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise SystemExit(f"{model_dir} lacks {missing[:5]}: not a model of this config")
+    model.load_state_dict({k: torch.from_numpy(tensors[k].astype("float32")) if k in tensors
+                           else v for k, v in own.items()})
+    log(f"initialised {len(own)} tensors from {model_dir}")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", required=True)
@@ -148,6 +166,13 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     ap.add_argument("--amp", choices=("bf16", "fp16", "none"), default=None,
                     help="override train.amp (mixed precision on CUDA)")
+    ap.add_argument("--cpu-amp", action="store_true",
+                    help="bf16 autocast on the CPU too (AVX-512 BF16); off by default")
+    ap.add_argument("--init-from", metavar="MODEL_DIR",
+                    help="when RUN holds no state yet: start from this model directory's "
+                         "weights and SentencePiece model (e.g. the committed samples/model) "
+                         "with a fresh optimiser and a warm-up of --init-warmup updates")
+    ap.add_argument("--init-warmup", type=int, default=100)
     args = ap.parse_args(argv)
     t_start = time.time()
 
@@ -182,29 +207,38 @@ def main(argv=None):
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     workers = args.workers if args.workers is not None else min(8, os.cpu_count() or 1)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(tc["amp"]) \
-        if device.type == "cuda" else None
+        if device.type == "cuda" else (torch.bfloat16 if args.cpu_amp else None)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
 
     corpus_dir = pathlib.Path(args.corpus)
     spm_model = run / "spm" / "spm.model"
+    fresh = not (run / "checkpoint_last.pt").exists()
+    if fresh and args.init_from and not spm_model.exists():
+        spm_model.parent.mkdir(parents=True, exist_ok=True)
+        spm_model.write_bytes((pathlib.Path(args.init_from) / "tokenizer.model").read_bytes())
+        log(f"SentencePiece model from {args.init_from}")
     if not spm_model.exists():
         from training.dataset import read_manifest
         train_spm((r["es"] for r in read_manifest(corpus_dir / "train.tsv")), run / "spm",
                   cfg["vocab_size"])
         log(f"trained SentencePiece: {spm_model}")
     tok = Tokenizer(spm_model)
+    kind = "whisper" if cfg["model"]["encoder"]["type"] == "whisper" else "fbank"
     cache = pathlib.Path(args.cache) if args.cache else run / "cache"
+    if kind != "fbank":
+        cache = cache / kind        # a frozen encoder's outputs, not fbank frames
     t0 = time.time()
     train_idx = build_feature_cache(corpus_dir / "train.tsv", cache, workers=os.cpu_count(),
-                                    log=log)
+                                    log=log, kind=kind)
     valid_idx = build_feature_cache(corpus_dir / "valid.tsv", cache, workers=os.cpu_count(),
-                                    log=log)
+                                    log=log, kind=kind)
     dev_idx = None
     if args.dev:
         dev_dir = cache / "dev"     # its own folder: its manifest may also be called *.tsv
-        dev_idx = build_feature_cache(args.dev, dev_dir, workers=os.cpu_count(), log=log)
+        dev_idx = build_feature_cache(args.dev, dev_dir, workers=os.cpu_count(), log=log,
+                                      kind=kind)
     log(f"feature caches ready in {time.time() - t0:.1f} s")
     train = FeatureCorpus(train_idx, tok, tc["min_frames"], tc["max_utt_frames"],
                           tc["max_tokens"])
@@ -244,6 +278,12 @@ def main(argv=None):
     state = {"step": 0, "epoch": 0, "cursor": 0}
     history = {"log": [], "saves": []}
     last = run / "checkpoint_last.pt"
+    if not last.exists() and args.init_from:
+        init_from_model_dir(model, args.init_from, log)
+        tc["warmup"] = args.init_warmup
+        cfg["train"]["warmup"] = args.init_warmup
+        cfg_path.write_text(json.dumps(cfg, indent=1) + "\n")
+        history["init_from"] = str(pathlib.Path(args.init_from).resolve())
     if last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
         model.load_state_dict(ck["model"])

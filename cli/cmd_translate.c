@@ -3,6 +3,7 @@
  *   FILE...        one record per file on stdout (or per utterance with --segment)
  *   -              standard input, read as it arrives: one line per utterance, flushed
  *   DIR -o OUTDIR  every audio file below DIR, one output file each under OUTDIR (resumable)
+ *   --partial IN   simultaneous translation of one stream or file (cli/partial.h)
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,6 +21,7 @@
 #include "inputs.h"
 #include "npy.h"
 #include "output.h"
+#include "partial.h"
 #include "segmenter.h"
 
 enum {
@@ -33,57 +35,84 @@ enum {
     OPT_FILES_FROM,
     OPT_SHARD,
     OPT_OVERWRITE,
-    OPT_DEVICE
+    OPT_DEVICE,
+    OPT_PARTIAL,
+    OPT_PARTIAL_STEP,
+    OPT_POLICY,
+    OPT_WAIT_K,
+    OPT_REALTIME,
+    OPT_NO_REALTIME,
+    OPT_LOGPROB_THRESHOLD,
+    OPT_REPEAT_LIMIT
 };
 
 void translate_usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: mtla-st [OPTIONS] INPUT...\n"
-            "\n"
-            "Translates English speech. INPUT is an audio file (anything libsndfile reads), a\n"
-            "directory (every audio file below it; needs -o), or '-' for standard input, read as\n"
-            "it arrives and translated utterance by utterance:\n"
-            "  arecord -f S16_LE -r 16000 -c 1 -t raw | mtla-st -\n"
-            "\n"
-            "Model:\n"
-            "  -m, --model DIR       model directory (default: $MTLA_ST_MODEL, else the model\n"
-            "                        bundled with mtla-st)\n"
-            "  -t, --threads N       CPU threads (default 0: all cores)\n"
-            "  --device D            cpu (default) or cuda[:N], CUDA device N (0); the CUDA\n"
-            "                        backend has not been validated on a GPU yet\n"
-            "\n"
-            "Decoding (defaults from the model's config.json):\n"
-            "  -b, --beam N          beam size; 1 is greedy decoding\n"
-            "  --lenpen X            length penalty: score = log-prob / length^X\n"
-            "  --max-len-a X         at most X * frames + B tokens (frames: 10 ms fbank frames)\n"
-            "  --max-len-b B\n"
-            "\n"
-            "Output:\n"
-            "  -f, --format F        txt (default), jsonl (file, start, end, text, score per\n"
-            "                        segment), srt or vtt (subtitles)\n"
-            "  -s, --segment         one record per utterance the voice activity detector finds,\n"
-            "                        with its times (files up to %.0f s are otherwise translated\n"
-            "                        whole, longer ones segment by segment into one line)\n"
-            "  -o, --output DIR      one output file per input under DIR, mirroring directory\n"
-            "                        inputs; written atomically; existing outputs are skipped\n"
-            "  --overwrite           translate again even where an output exists\n"
-            "  --print-tokens        print model ids (space-separated) instead of text, one line\n"
-            "                        per input, each translated whole (for parity checks)\n"
-            "  -q, --quiet           no progress, summary or warnings on stderr\n"
-            "  -v, --verbose         report every utterance on stderr\n"
-            "\n"
-            "Inputs:\n"
-            "  --files-from LIST     also translate the files and directories listed in LIST,\n"
-            "                        one per line ('-': standard input)\n"
-            "  --shard K/N           translate only share K of N (1 <= K <= N), chosen by name:\n"
-            "                        N machines with K = 1..N split a corpus with no coordination\n"
-            "  --input-features      INPUTs are .npy fbank features (frames x bins, before CMVN),\n"
-            "                        as 'mtla-st features' writes them\n"
-            "  -h, --help            show this help\n"
-            "\n"
-            "%s",
-            WHOLE_LIMIT_SECONDS, CLI_INPUT_HELP);
+    fprintf(
+        out,
+        "Usage: mtla-st [OPTIONS] INPUT...\n"
+        "\n"
+        "Translates English speech. INPUT is an audio file (anything libsndfile reads), a\n"
+        "directory (every audio file below it; needs -o), or '-' for standard input, read as\n"
+        "it arrives and translated utterance by utterance:\n"
+        "  arecord -f S16_LE -r 16000 -c 1 -t raw | mtla-st -\n"
+        "\n"
+        "Model:\n"
+        "  -m, --model DIR       model directory (default: $MTLA_ST_MODEL, else the model\n"
+        "                        bundled with mtla-st)\n"
+        "  -t, --threads N       CPU threads (default 0: all cores)\n"
+        "  --device D            cpu (default) or cuda[:N], CUDA device N (0); the CUDA\n"
+        "                        backend has not been validated on a GPU yet\n"
+        "\n"
+        "Decoding (defaults from the model's config.json):\n"
+        "  -b, --beam N          beam size; 1 is greedy decoding\n"
+        "  --lenpen X            length penalty: score = log-prob / length^X\n"
+        "  --max-len-a X         at most X * frames + B tokens (frames: 10 ms fbank frames)\n"
+        "  --max-len-b B\n"
+        "\n"
+        "Output:\n"
+        "  -f, --format F        txt (default), jsonl (file, start, end, text, score per\n"
+        "                        segment), srt or vtt (subtitles)\n"
+        "  -s, --segment         one record per utterance the voice activity detector finds,\n"
+        "                        with its times (files up to %.0f s are otherwise translated\n"
+        "                        whole, longer ones segment by segment into one line)\n"
+        "  -o, --output DIR      one output file per input under DIR, mirroring directory\n"
+        "                        inputs; written atomically; existing outputs are skipped\n"
+        "  --overwrite           translate again even where an output exists\n"
+        "  --print-tokens        print model ids (space-separated) instead of text, one line\n"
+        "                        per input, each translated whole (for parity checks)\n"
+        "  -q, --quiet           no progress, summary or warnings on stderr\n"
+        "  -v, --verbose         report every utterance on stderr\n"
+        "\n"
+        "Inputs:\n"
+        "  --files-from LIST     also translate the files and directories listed in LIST,\n"
+        "                        one per line ('-': standard input)\n"
+        "  --shard K/N           translate only share K of N (1 <= K <= N), chosen by name:\n"
+        "                        N machines with K = 1..N split a corpus with no coordination\n"
+        "  --input-features      INPUTs are .npy fbank features (frames x bins, before CMVN),\n"
+        "                        as 'mtla-st features' writes them\n"
+        "  -h, --help            show this help\n"
+        "\n"
+        "Simultaneous translation (docs/streaming.md):\n"
+        "  --partial             text while the speaker is still talking, for one INPUT:\n"
+        "                        '-' (live) or a FILE, paced as if live; committed text is\n"
+        "                        never retracted. txt on a terminal: one line per utterance,\n"
+        "                        tentative text dimmed; txt in a pipe: committed words as they\n"
+        "                        come; --format jsonl: partial and final events\n"
+        "  --partial-step MS     translate the open utterance again every MS of new audio\n"
+        "                        (default 1000, at least 100)\n"
+        "  --policy P            local-agreement (default: commit what the last two\n"
+        "                        translations agree on), wait-k or offline (finals only)\n"
+        "  --wait-k K            wait-k: commit c - K + 1 tokens after c steps (default 3)\n"
+        "  --realtime            pace a FILE at the speed of speech (default)\n"
+        "  --no-realtime         feed a FILE as fast as possible, with the same steps\n"
+        "  --logprob-threshold X refuse hypotheses whose mean token log-prob is below X\n"
+        "                        (default -1; -1000 turns the guard off)\n"
+        "  --repeat-limit N      refuse hypotheses repeating an n-gram (n <= 4) more than N\n"
+        "                        times in a row (default 3; 0: off)\n"
+        "\n"
+        "%s",
+        WHOLE_LIMIT_SECONDS, CLI_INPUT_HELP);
 }
 
 typedef struct translate_options {
@@ -98,6 +127,11 @@ typedef struct translate_options {
     long beam, max_len_b;
     double lenpen, max_len_a;
     int have_beam, have_lenpen, have_a, have_b;
+    /* --partial */
+    int partial, no_realtime, wait_k, repeat_limit;
+    long partial_step;
+    double logprob_threshold;
+    mtla_stream_policy policy;
 } translate_options;
 
 static volatile sig_atomic_t stop_requested = 0;
@@ -153,6 +187,14 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
         {"shard", required_argument, NULL, OPT_SHARD},
         {"input-features", no_argument, NULL, OPT_INPUT_FEATURES},
         {"help", no_argument, NULL, 'h'},
+        {"partial", no_argument, NULL, OPT_PARTIAL},
+        {"partial-step", required_argument, NULL, OPT_PARTIAL_STEP},
+        {"policy", required_argument, NULL, OPT_POLICY},
+        {"wait-k", required_argument, NULL, OPT_WAIT_K},
+        {"realtime", no_argument, NULL, OPT_REALTIME},
+        {"no-realtime", no_argument, NULL, OPT_NO_REALTIME},
+        {"logprob-threshold", required_argument, NULL, OPT_LOGPROB_THRESHOLD},
+        {"repeat-limit", required_argument, NULL, OPT_REPEAT_LIMIT},
         CLI_INPUT_LONG_OPTIONS,
         {NULL, 0, NULL, 0}};
     long v;
@@ -225,6 +267,39 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
                 return EXIT_USAGE;
             break;
         case OPT_INPUT_FEATURES: o->input_features = 1; break;
+        case OPT_PARTIAL: o->partial = 1; break;
+        case OPT_PARTIAL_STEP:
+            if (!cli_parse_int(optarg, "--partial-step", 100, 60000, &o->partial_step))
+                return EXIT_USAGE;
+            break;
+        case OPT_POLICY:
+            if (strcmp(optarg, "local-agreement") == 0) {
+                o->policy = MTLA_POLICY_LOCAL_AGREEMENT;
+            } else if (strcmp(optarg, "wait-k") == 0) {
+                o->policy = MTLA_POLICY_WAIT_K;
+            } else if (strcmp(optarg, "offline") == 0) {
+                o->policy = MTLA_POLICY_OFFLINE;
+            } else {
+                cli_error("--policy must be local-agreement, wait-k or offline, not '%s'", optarg);
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_WAIT_K:
+            if (!cli_parse_int(optarg, "--wait-k", 1, 1000, &v))
+                return EXIT_USAGE;
+            o->wait_k = (int)v;
+            break;
+        case OPT_REALTIME: o->no_realtime = 0; break;
+        case OPT_NO_REALTIME: o->no_realtime = 1; break;
+        case OPT_LOGPROB_THRESHOLD:
+            if (!cli_parse_float(optarg, "--logprob-threshold", -1000, 0, &o->logprob_threshold))
+                return EXIT_USAGE;
+            break;
+        case OPT_REPEAT_LIMIT:
+            if (!cli_parse_int(optarg, "--repeat-limit", 0, 1000, &v))
+                return EXIT_USAGE;
+            o->repeat_limit = (int)v;
+            break;
         case 'h': usage_all(stdout); return -1;
         default: fprintf(stderr, "Try 'mtla-st --help'.\n"); return EXIT_USAGE;
         }
@@ -237,6 +312,20 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
     if (o->print_tokens && o->format != FORMAT_TXT) {
         cli_error("--print-tokens prints plain lines; it cannot be combined with --format");
         return EXIT_USAGE;
+    }
+    if (o->partial) {
+        const char *problem = NULL;
+        if (o->files_from || argc - optind != 1)
+            problem = "--partial translates one INPUT ('-' or a file)";
+        else if (o->output_dir || o->segment || o->print_tokens || o->input_features)
+            problem = "--partial writes its events to standard output; it cannot be combined "
+                      "with -o, --segment, --print-tokens or --input-features";
+        else if (o->format != FORMAT_TXT && o->format != FORMAT_JSONL)
+            problem = "--partial writes txt or jsonl";
+        if (problem) {
+            cli_error("%s", problem);
+            return EXIT_USAGE;
+        }
     }
     if (o->input_features && o->segment) {
         cli_error("--segment needs audio; --input-features inputs are translated whole");
@@ -287,7 +376,8 @@ typedef struct batch {
     translate_ctx ctx;
     translate_options *o;
     cli_input_options *io;
-    int progress; /* a progress line on stderr */
+    partial_options partial; /* --partial */
+    int progress;            /* a progress line on stderr */
     size_t done, skipped, failed, total;
     int64_t bytes_done, bytes_total;
     double started;
@@ -410,6 +500,11 @@ static int translate_one(batch *b, const input_item *it, FILE *out)
     if (!audio)
         return EXIT_INPUT;
     int is_stream = strcmp(it->path, "-") == 0;
+    if (b->o->partial) {
+        int status = translate_partial(&b->ctx, &b->partial, audio, is_stream ? 0 : -1, name, out);
+        mtla_audio_close(audio);
+        return status;
+    }
     segment_mode mode = b->o->segment || is_stream ? SEGMENTS_EACH : SEGMENTS_WHOLE;
     int status = translate_audio(&b->ctx, audio, is_stream ? 0 : -1, name, mode, &w);
     mtla_audio_close(audio);
@@ -466,7 +561,12 @@ static int run_to_directory(batch *b, const input_item *it)
 
 int cmd_translate(int argc, char **argv)
 {
-    translate_options o = {.device = -1};
+    translate_options o = {.device = -1,
+                           .partial_step = 1000,
+                           .wait_k = 3,
+                           .repeat_limit = 3,
+                           .logprob_threshold = -1.0,
+                           .policy = MTLA_POLICY_LOCAL_AGREEMENT};
     cli_input_options io;
     cli_input_options_init(&io);
     int status = parse_options(argc, argv, &o, &io);
@@ -554,6 +654,18 @@ int cmd_translate(int argc, char **argv)
         inputs_free(&inputs);
         return EXIT_USAGE;
     }
+    b.partial.stream = mtla_stream_default_params(model);
+    b.partial.stream.policy = o.policy;
+    b.partial.stream.partial_step_ms = (int32_t)o.partial_step;
+    b.partial.stream.wait_k = o.wait_k;
+    b.partial.stream.logprob_threshold =
+        o.logprob_threshold <= -1000 ? -INFINITY : (float)o.logprob_threshold;
+    b.partial.stream.repeat_limit = o.repeat_limit;
+    b.partial.stream.vad = b.ctx.vad;
+    b.partial.stream.decode = b.ctx.decode;
+    b.partial.realtime = !o.no_realtime;
+    b.partial.format = o.format;
+    b.partial.terminal = o.format == FORMAT_TXT && isatty(STDOUT_FILENO);
     install_signal_handlers();
     b.progress = o.output_dir && !o.quiet && isatty(STDERR_FILENO);
     for (size_t i = 0; i < inputs.count; i++)

@@ -41,7 +41,7 @@ static void cue_time(FILE *f, double seconds, char separator)
 }
 
 /* A JSON string literal: quotes, backslashes and control characters escaped; UTF-8 passes. */
-static void json_string(FILE *f, const char *s)
+void output_json_string(FILE *f, const char *s)
 {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
@@ -72,9 +72,9 @@ int output_record(output_writer *w, double start, double end, const char *text, 
         break;
     case FORMAT_JSONL:
         fputs("{\"file\": ", f);
-        json_string(f, w->file);
+        output_json_string(f, w->file);
         fprintf(f, ", \"start\": %.3f, \"end\": %.3f, \"text\": ", start, end);
-        json_string(f, text);
+        output_json_string(f, text);
         if (isfinite(score))
             fprintf(f, ", \"score\": %.6f}\n", score);
         else

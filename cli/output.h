@@ -27,5 +27,7 @@ typedef struct output_writer {
 /* Starts a document (the WebVTT header). Returns 0, or -1 when the stream refuses. */
 int output_begin(output_writer *w, FILE *f, output_format format, int timestamps, const char *file);
 int output_record(output_writer *w, double start, double end, const char *text, float score);
+/* Writes `s` as a JSON string literal: quotes, backslashes and control characters escaped. */
+void output_json_string(FILE *f, const char *s);
 
 #endif

@@ -552,3 +552,238 @@ Test(format, subtitles_of_several_inputs_need_an_output_directory)
     cr_expect(strstr(r.err, "-o"), "%s", r.err);
     cli_result_free(&r);
 }
+
+/* ------------------------------------------------------------------ --partial */
+
+#define CONTINUOUS "tests/data/vad/continuous_speech.wav" /* 16.4 s, pauses of 0.3 s only */
+/* A random model is as unsure as a trained one on noise: its hypotheses need the guards off. */
+#define NO_GUARDS "--logprob-threshold", "-1000", "--repeat-limit", "0"
+
+typedef struct partial_run {
+    int finals, partials;
+    double first_commit; /* audio_end of the first partial with committed text, -1 if none */
+    double last_end;     /* end of the last final */
+    char *last_final;
+} partial_run;
+
+/* Parses jsonl events and checks what every run must hold: utterances in order, each its
+ * partials then one final; committed text only grows; the final starts with it; times grow. */
+static partial_run check_events(const char *text)
+{
+    partial_run r = {.first_commit = -1};
+    char *copy = strdup(text), *save = NULL;
+    int utterance = -1, open = 0;
+    char *committed = strdup("");
+    double audio_end = 0;
+    for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *e = cJSON_Parse(line);
+        cr_assert(e, "not JSON: %s", line);
+        const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(e, "type"));
+        int u = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(e, "utterance"));
+        double start = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "start"));
+        cr_assert(type, "no type: %s", line);
+        if (!open) {
+            cr_assert_eq(u, utterance + 1, "utterance %d after %d", u, utterance);
+            cr_expect_geq(start, r.last_end, "starts after the utterance before");
+            utterance = u;
+            open = 1;
+            free(committed);
+            committed = strdup("");
+            audio_end = 0;
+        }
+        cr_assert_eq(u, utterance, "%s", line);
+        if (strcmp(type, "partial") == 0) {
+            const char *c = cJSON_GetStringValue(cJSON_GetObjectItem(e, "committed"));
+            double end = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "audio_end"));
+            cr_assert(c && cJSON_GetStringValue(cJSON_GetObjectItem(e, "tentative")), "%s", line);
+            cr_expect(strncmp(c, committed, strlen(committed)) == 0, "committed '%s' retracts '%s'",
+                      c, committed);
+            cr_expect_geq(end, audio_end);
+            cr_expect_gt(end, start);
+            audio_end = end;
+            if (*c && r.first_commit < 0)
+                r.first_commit = end;
+            free(committed);
+            committed = strdup(c);
+            r.partials++;
+        } else {
+            cr_assert_str_eq(type, "final");
+            const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(e, "text"));
+            cr_assert(t, "%s", line);
+            cr_expect(strncmp(t, committed, strlen(committed)) == 0,
+                      "final '%s' does not start with the committed '%s'", t, committed);
+            r.last_end = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "end"));
+            cr_expect_gt(r.last_end, start);
+            free(r.last_final);
+            r.last_final = strdup(t);
+            r.finals++;
+            open = 0;
+        }
+        cJSON_Delete(e);
+    }
+    cr_expect(!open, "every utterance has its final event");
+    free(committed);
+    free(copy);
+    return r;
+}
+
+Test(partial, a_long_utterance_commits_text_before_it_ends, .timeout = 120)
+{
+    cli_result r = run_cli(ARGS("--model", model(), "--partial", "--no-realtime", "-f", "jsonl",
+                                NO_GUARDS, fixture(CONTINUOUS)),
+                           NULL, 0);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    partial_run p = check_events((const char *)r.out);
+    cr_expect_eq(p.finals, 1, "one 16 s utterance without a 500 ms pause");
+    cr_expect_geq(p.partials, 10, "a partial per second");
+    cr_expect_gt(p.last_end, 15.0);
+    cr_assert_geq(p.first_commit, 0, "committed text before the end:\n%s", r.out);
+    cr_expect_lt(p.first_commit, p.last_end - 5.0, "first commit at %.1f s of %.1f", p.first_commit,
+                 p.last_end);
+    free(p.last_final);
+    cli_result_free(&r);
+}
+
+Test(partial, pauses_end_utterances_and_txt_in_a_pipe_prints_the_finals, .timeout = 120)
+{
+    cli_result j = run_cli(ARGS("--model", model(), "--partial", "--no-realtime", "-f", "jsonl",
+                                "--partial-step", "500", NO_GUARDS, fixture(SPEECH)),
+                           NULL, 0);
+    cr_assert_eq(j.status, 0, "%s", j.err);
+    partial_run p = check_events((const char *)j.out);
+    cr_expect_eq(p.finals, 4, "four sentences");
+    cli_result t = run_cli(ARGS("--model", model(), "--partial", "--no-realtime", "--partial-step",
+                                "500", NO_GUARDS, fixture(SPEECH)),
+                           NULL, 0);
+    cr_assert_eq(t.status, 0, "%s", t.err);
+    cr_expect_eq(count_lines((const char *)t.out), 4, "%s", t.out);
+    cr_expect_null(strchr((const char *)t.out, '\033'), "no escape sequences in a pipe");
+    /* The appended words of the last line make its final text. */
+    char *last = strrchr((char *)t.out, '\n');
+    *last = '\0';
+    last = strrchr((char *)t.out, '\n');
+    cr_expect_str_eq(last ? last + 1 : (char *)t.out, p.last_final);
+    free(p.last_final);
+    cli_result_free(&j);
+    cli_result_free(&t);
+}
+
+Test(partial, offline_gives_finals_only_and_wait_k_commits, .timeout = 120)
+{
+    cli_result r = run_cli(ARGS("--model", model(), "--partial", "--no-realtime", "-f", "jsonl",
+                                "--policy", "offline", NO_GUARDS, fixture(SPEECH)),
+                           NULL, 0);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    partial_run p = check_events((const char *)r.out);
+    cr_expect_eq(p.finals, 4);
+    cr_expect_eq(p.partials, 0);
+    free(p.last_final);
+    cli_result_free(&r);
+    r = run_cli(ARGS("--model", model(), "--partial", "--no-realtime", "-f", "jsonl", "--policy",
+                     "wait-k", "--wait-k", "2", NO_GUARDS, fixture(CONTINUOUS)),
+                NULL, 0);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    p = check_events((const char *)r.out);
+    cr_expect_eq(p.finals, 1);
+    cr_expect_geq(p.first_commit, 2.0, "nothing before k = 2 steps");
+    cr_expect_lt(p.first_commit, 10.0);
+    free(p.last_final);
+    cli_result_free(&r);
+}
+
+Test(partial, a_file_is_paced_as_if_live_unless_no_realtime, .timeout = 60)
+{
+    const char *clip = fixture("samples/audio/sense_and_sensibility_01_austen_64kb-0880.wav");
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    cli_result r =
+        run_cli(ARGS("--model", model(), "--partial", "-f", "jsonl", NO_GUARDS, clip), NULL, 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    double wall = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    cr_expect_geq(wall, 2.7, "2.99 s of audio took %.2f s", wall);
+    partial_run p = check_events((const char *)r.out);
+    cr_expect_geq(p.finals, 1);
+    free(p.last_final);
+    cli_result_free(&r);
+}
+
+/* Half of sentence 1 on standard input, then EOF or a signal: a final event for it. */
+static void check_partial_flush(int signal_number)
+{
+    size_t size;
+    unsigned char *wav = read_file(fixture(SPEECH), &size);
+    child c = spawn(ARGS("--model", model(), "--partial", "-f", "jsonl", NO_GUARDS, "-"));
+    size_t part = 44 + (size_t)(2.5 * 16000) * 2;
+    cr_assert_eq(write(c.in, wav, part), (ssize_t)part);
+    if (signal_number) {
+        usleep(300 * 1000);
+        kill(c.pid, signal_number);
+    } else {
+        close(c.in);
+    }
+    int status;
+    char *out = finish(&c, &status);
+    if (signal_number)
+        close(c.in);
+    cr_expect_eq(status, signal_number ? 128 + signal_number : 0);
+    partial_run p = check_events(out);
+    cr_expect_eq(p.finals, 1, "the open utterance is finished, got:\n%s", out);
+    cr_expect_geq(p.last_end, 2.0);
+    free(p.last_final);
+    free(out);
+    free(wav);
+}
+
+Test(partial, end_of_input_finishes_the_open_utterance, .timeout = 60)
+{
+    check_partial_flush(0);
+}
+
+Test(partial, sigint_finishes_the_open_utterance, .timeout = 60)
+{
+    check_partial_flush(SIGINT);
+}
+
+Test(partial, sigterm_finishes_the_open_utterance, .timeout = 60)
+{
+    check_partial_flush(SIGTERM);
+}
+
+Test(partial, silence_and_noise_give_no_events, .timeout = 60)
+{
+    size_t n = 16000 * 8;
+    int16_t *pcm = malloc(n * sizeof *pcm);
+    uint32_t state = 7;
+    for (int kind = 0; kind < 2; kind++) {
+        for (size_t i = 0; i < n; i++) {
+            state = state * 1664525u + 1013904223u;
+            pcm[i] = kind ? (int16_t)((int32_t)(state >> 16) % 3000 - 1500) : 0;
+        }
+        cli_result r = run_cli(ARGS("--model", model(), "--partial", "-f", "jsonl", "--raw", "-"),
+                               pcm, n * sizeof *pcm);
+        cr_expect_eq(r.status, 0, "%s", r.err);
+        cr_expect_eq(r.out_size, 0, "%s: %s", kind ? "noise" : "silence", r.out);
+        cli_result_free(&r);
+    }
+    free(pcm);
+}
+
+Test(partial, bad_partial_options_exit_2)
+{
+    const char *clip = fixture(CLIP);
+    const char *const *bad[] = {
+        ARGS("--model", model(), "--partial", clip, clip),
+        ARGS("--model", model(), "--partial", "-f", "srt", clip),
+        ARGS("--model", model(), "--partial", "--segment", clip),
+        ARGS("--model", model(), "--partial", "--policy", "greedy", clip),
+        ARGS("--model", model(), "--partial", "--partial-step", "10", clip),
+        ARGS("--model", model(), "--partial", "--wait-k", "0", clip),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cli_result r = run_cli(bad[i], NULL, 0);
+        cr_expect_eq(r.status, 2, "case %zu: status %d, %s", i, r.status, r.err);
+        cr_expect(strstr(r.err, "mtla-st: "), "case %zu: %s", i, r.err);
+        cli_result_free(&r);
+    }
+}

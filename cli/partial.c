@@ -1,0 +1,212 @@
+#include "partial.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+
+/* Turns the session's events into the chosen output. */
+typedef struct printer {
+    const partial_options *o;
+    FILE *out;
+    int32_t rate;
+    size_t printed; /* txt to a pipe: bytes of the open utterance's text already written */
+    int failed;     /* the output refused a write */
+} printer;
+
+static void print_jsonl(FILE *f, const mtla_stream_event *e, int32_t rate)
+{
+    double start = (double)e->start / rate, end = (double)e->end / rate;
+    if (e->type == MTLA_STREAM_PARTIAL) {
+        fprintf(f,
+                "{\"type\":\"partial\",\"utterance\":%lld,\"start\":%.3f,\"audio_end\":%.3f,"
+                "\"committed\":",
+                (long long)e->utterance, start, end);
+        output_json_string(f, e->committed);
+        fputs(",\"tentative\":", f);
+        output_json_string(f, e->tentative);
+    } else {
+        fprintf(f, "{\"type\":\"final\",\"utterance\":%lld,\"start\":%.3f,\"end\":%.3f,\"text\":",
+                (long long)e->utterance, start, end);
+        output_json_string(f, e->committed);
+    }
+    fputs("}\n", f);
+}
+
+static void on_event(const mtla_stream_event *e, void *user)
+{
+    printer *p = user;
+    FILE *f = p->out;
+    if (p->failed)
+        return;
+    int final = e->type == MTLA_STREAM_FINAL;
+    if (p->o->format == FORMAT_JSONL) {
+        print_jsonl(f, e, p->rate);
+    } else if (p->o->terminal) {
+        /* The utterance's line again: committed text, then the tentative text dimmed. */
+        fputs("\r\033[K", f);
+        fputs(e->committed, f);
+        if (!final && *e->tentative)
+            fprintf(f, "%s\033[2m%s\033[0m", *e->committed ? " " : "", e->tentative);
+        if (final && *e->committed)
+            fputc('\n', f);
+    } else {
+        /* Only ever appended: committed text grows, and the final text starts with it. */
+        size_t n = strlen(e->committed);
+        if (n > p->printed) {
+            fputs(e->committed + p->printed, f);
+            p->printed = n;
+        }
+        if (final) {
+            if (p->printed)
+                fputc('\n', f);
+            p->printed = 0;
+        }
+    }
+    if (ferror(f) || fflush(f) != 0)
+        p->failed = 1;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void sleep_until(double when)
+{
+    double wait = when - now_seconds();
+    if (wait <= 0)
+        return;
+    struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+    nanosleep(&ts, NULL); /* a signal ends it early: the caller checks the stop flag */
+}
+
+/* 1 when `fd` has data (or an end or error to report) now, or within `ms` (-1: until a
+ * signal or data); 0 otherwise, or when a stop was requested. */
+static int readable(int fd, int ms, volatile sig_atomic_t *stop)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    while (!*stop) {
+        int n = poll(&p, 1, ms);
+        if (n > 0)
+            return 1;
+        if (n == 0)
+            return 0;
+        if (errno != EINTR)
+            return 1; /* let the read report it */
+    }
+    return 0;
+}
+
+/* Reads until buf holds `want` samples or the input ends (*eof). */
+static int read_samples(mtla_audio *audio, float *buf, size_t want, size_t *n, int *eof,
+                        const char *name)
+{
+    mtla_error err;
+    while (*n < want) {
+        size_t got = 0;
+        if (mtla_audio_read(audio, buf + *n, want - *n, &got, &err) != MTLA_OK) {
+            cli_error("%s: %s", name, err.message);
+            *eof = 1;
+            return EXIT_INPUT;
+        }
+        if (got == 0) {
+            *eof = 1;
+            break;
+        }
+        *n += got;
+    }
+    return EXIT_OK;
+}
+
+int translate_partial(translate_ctx *ctx, const partial_options *o, mtla_audio *audio, int fd,
+                      const char *name, FILE *out)
+{
+    int32_t rate = o->stream.vad.sample_rate;
+    printer pr = {.o = o, .out = out, .rate = rate};
+    mtla_stream_params sp = o->stream;
+    sp.on_event = on_event;
+    sp.user = &pr;
+    mtla_error err;
+    mtla_stream *s;
+    if (mtla_stream_create(ctx->translator, &sp, &s, &err) != MTLA_OK) {
+        cli_error("%s", err.message);
+        return EXIT_INPUT;
+    }
+    size_t chunk = (size_t)rate / 10;    /* files: 100 ms per accept */
+    size_t capacity = (size_t)rate * 30; /* at most 30 s of backlog in one accept */
+    float *buf = malloc(capacity * sizeof *buf);
+    if (!buf) {
+        mtla_stream_free(s);
+        cli_error("out of memory");
+        return EXIT_INPUT;
+    }
+    int status = EXIT_OK, eof = 0;
+    int64_t fed = 0;
+    double started = now_seconds();
+    while (!eof && !pr.failed && !*ctx->stop && status == EXIT_OK) {
+        size_t n = 0;
+        if (fd >= 0) {
+            /* A live stream: wait for audio, then take everything that has arrived. */
+            if (!readable(fd, -1, ctx->stop))
+                break;
+            do {
+                size_t got = 0;
+                if (mtla_audio_read(audio, buf + n, chunk * 4, &got, &err) != MTLA_OK) {
+                    cli_error("%s: %s", name, err.message);
+                    status = EXIT_INPUT;
+                }
+                eof = got == 0;
+                n += got;
+            } while (status == EXIT_OK && !eof && n + chunk * 4 <= capacity &&
+                     readable(fd, 0, ctx->stop));
+        } else if (o->realtime) {
+            /* A file as if live: the audio due by now, at least 100 ms more than fed. */
+            double next = started + (double)(fed + (int64_t)chunk) / rate;
+            if (now_seconds() < next) {
+                sleep_until(next);
+                continue;
+            }
+            int64_t due = (int64_t)((now_seconds() - started) * rate) - fed;
+            size_t want = due > (int64_t)capacity ? capacity : (size_t)due;
+            status = read_samples(audio, buf, want, &n, &eof, name);
+        } else {
+            status = read_samples(audio, buf, chunk, &n, &eof, name);
+        }
+        if (n == 0)
+            continue;
+        double t0 = now_seconds();
+        if (mtla_stream_accept(s, buf, n, &err) != MTLA_OK) {
+            cli_error("%s: %s", name, err.message);
+            status = EXIT_INPUT;
+        }
+        ctx->compute_seconds += now_seconds() - t0;
+        ctx->audio_seconds += (double)n / rate;
+        fed += (int64_t)n;
+    }
+    /* End of input, a signal or an input error: what was heard is finished. */
+    if (!pr.failed && mtla_stream_finish(s, &err) != MTLA_OK) {
+        cli_error("%s: %s", name, err.message);
+        status = EXIT_INPUT;
+    }
+    if (ctx->verbose) {
+        int64_t steps, skipped;
+        mtla_stream_counts(s, &steps, &skipped);
+        cli_error("%s: %.2f s of audio, %lld partial translations, %lld steps skipped", name,
+                  (double)fed / rate, (long long)steps, (long long)skipped);
+    }
+    mtla_stream_free(s);
+    free(buf);
+    if (pr.failed)
+        return EXIT_OUTPUT;
+    if (status == EXIT_OK && fed == 0) {
+        cli_error("%s: no audio", name);
+        status = EXIT_INPUT;
+    }
+    return status;
+}

@@ -47,7 +47,9 @@ struct mtla_stream {
     int32_t *previous; /* LocalAgreement-2: the last hypothesis the guards let through */
     int32_t previous_count, previous_capacity;
     int have_previous;
-    char *tentative; /* the tentative text last reported */
+    char *tentative;           /* the tentative text last reported */
+    unsigned char *word_start; /* [vocab]: the piece starts a word (U+2581) */
+    int32_t vocab;
 };
 
 mtla_stream_params mtla_stream_default_params(const mtla_model *model)
@@ -147,8 +149,20 @@ mtla_status mtla_stream_create(mtla_translator *translator, const mtla_stream_pa
         ((int64_t)p->vad.max_segment_ms + 2 * p->vad.padding_ms + p->vad.min_silence_ms + 1000) *
         rate / 1000;
     s->index = -1;
+    int32_t V = mtla_model_vocab_size(model);
+    s->vocab = V;
+    s->word_start = calloc((size_t)V, 1);
+    if (!s->word_start) {
+        free(s);
+        return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for a stream");
+    }
+    for (int32_t v = 0; v < V; v++) {
+        const char *piece = mtla_tokenizer_piece(s->tokenizer, v);
+        s->word_start[v] = piece && strncmp(piece, "\xe2\x96\x81", 3) == 0;
+    }
     st = mtla_vad_create(&p->vad, &s->vad, err);
     if (st != MTLA_OK) {
+        free(s->word_start);
         free(s);
         return st;
     }
@@ -177,6 +191,7 @@ void mtla_stream_free(mtla_stream *s)
     free(s->committed);
     free(s->previous);
     free(s->window);
+    free(s->word_start);
     mtla_vad_free(s->vad);
     free(s);
 }
@@ -245,8 +260,9 @@ static void hypothesis_free(hypothesis *h)
     h->logprobs = NULL;
 }
 
-/* Translates samples [start, end) with the committed tokens forced. *got is 0 when the span is
- * too short for the model (nothing to say yet) or the guards refuse the hypothesis. */
+/* Translates samples [start, end) with the committed tokens forced and a new word after them
+ * (commits end at word boundaries, so a committed word is never continued). *got is 0 when the span
+ * is too short for the model (nothing to say yet) or the guards refuse the hypothesis. */
 static mtla_status translate(mtla_stream *s, int64_t start, int64_t end, hypothesis *h, int *got,
                              mtla_error *err)
 {
@@ -258,9 +274,9 @@ static mtla_status translate(mtla_stream *s, int64_t start, int64_t end, hypothe
         end = start + s->max_samples; /* trailing silence past the VAD's maximum segment */
     if (end <= start)
         return MTLA_OK;
-    mtla_status st = mtla_translator_run(s->translator, s->window + (start - s->base),
-                                         (size_t)(end - start), &s->p.decode, s->committed,
-                                         s->committed_count, &h->tr, &h->logprobs, err);
+    mtla_status st = mtla_translator_run(
+        s->translator, s->window + (start - s->base), (size_t)(end - start), &s->p.decode,
+        s->committed, s->committed_count, s->word_start, &h->tr, &h->logprobs, err);
     if (st == MTLA_ERR_EMPTY)
         return MTLA_OK;
     if (st != MTLA_OK)
@@ -279,11 +295,9 @@ static mtla_status translate(mtla_stream *s, int64_t start, int64_t end, hypothe
     return MTLA_OK;
 }
 
-/* Token `id` begins a word: its SentencePiece piece starts with U+2581. */
 static int starts_word(const mtla_stream *s, int32_t id)
 {
-    const char *piece = mtla_tokenizer_piece(s->tokenizer, id);
-    return piece && strncmp(piece, "\xe2\x96\x81", 3) == 0;
+    return id >= 0 && id < s->vocab && s->word_start[id];
 }
 
 /* The text of tokens[0..count) given that `text` is that of tokens[0..known): the decoded

@@ -268,8 +268,8 @@ const mtla_model *mtla_translator_model(const mtla_translator *t)
  * `out` and `logprobs` are cleared by the caller. */
 static mtla_status translate_features(mtla_translator *t, const float *features, int64_t frames,
                                       const mtla_decode_params *params, const int32_t *prefix,
-                                      int32_t prefix_length, mtla_translation *out,
-                                      float **logprobs, mtla_error *err)
+                                      int32_t prefix_length, const unsigned char *next_allowed,
+                                      mtla_translation *out, float **logprobs, mtla_error *err)
 {
     mtla_decode_params defaults = mtla_decode_default_params(t->model);
     if (!params)
@@ -329,6 +329,7 @@ static mtla_status translate_features(mtla_translator *t, const float *features,
         .lenpen = params->lenpen,
         .prefix = prefix,
         .prefix_length = prefix_length,
+        .next_allowed = next_allowed,
     };
     if (prefix_length >= bp.max_len) {
         /* A prefix committed earlier may outgrow the budget of this input: room for EOS. */
@@ -389,20 +390,20 @@ mtla_status mtla_translate_features(mtla_translator *t, const float *features, i
     if (!t || !features || !out)
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translate_features: NULL argument");
     memset(out, 0, sizeof *out);
-    return translate_features(t, features, frames, params, NULL, 0, out, NULL, err);
+    return translate_features(t, features, frames, params, NULL, 0, NULL, out, NULL, err);
 }
 
 mtla_status mtla_translate_samples(mtla_translator *t, const float *samples, size_t count,
                                    const mtla_decode_params *params, mtla_translation *out,
                                    mtla_error *err)
 {
-    return mtla_translator_run(t, samples, count, params, NULL, 0, out, NULL, err);
+    return mtla_translator_run(t, samples, count, params, NULL, 0, NULL, out, NULL, err);
 }
 
 mtla_status mtla_translator_run(mtla_translator *t, const float *samples, size_t count,
                                 const mtla_decode_params *params, const int32_t *prefix,
-                                int32_t prefix_length, mtla_translation *out, float **logprobs,
-                                mtla_error *err)
+                                int32_t prefix_length, const unsigned char *next_allowed,
+                                mtla_translation *out, float **logprobs, mtla_error *err)
 {
     if (!t || (!samples && count) || !out || (!prefix && prefix_length))
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "mtla_translate_samples: NULL argument");
@@ -426,7 +427,7 @@ mtla_status mtla_translator_run(mtla_translator *t, const float *samples, size_t
         }
         mtla_whisper_mel_compute(t->whisper_mel, samples, count, t->host_features);
         return translate_features(t, t->host_features, (int64_t)n, params, prefix, prefix_length,
-                                  out, logprobs, err);
+                                  next_allowed, out, logprobs, err);
     }
     float *frames = NULL;
     size_t n = 0;
@@ -439,8 +440,8 @@ mtla_status mtla_translator_run(mtla_translator *t, const float *samples, size_t
         return mtla_fail(err, MTLA_ERR_EMPTY,
                          "audio of %zu samples is shorter than one 25 ms frame", count);
     }
-    st = translate_features(t, frames, (int64_t)n, params, prefix, prefix_length, out, logprobs,
-                            err);
+    st = translate_features(t, frames, (int64_t)n, params, prefix, prefix_length, next_allowed, out,
+                            logprobs, err);
     free(frames);
     return st;
 }

@@ -223,6 +223,10 @@ mtla_status mtla_beam_search(mtla_decoder_state *state, const float *prompt, int
                         lp[v] = -INFINITY;
             if (step < p->min_len)
                 lp[eos] = -INFINITY;
+            if (step == P && P > 0 && p->next_allowed)
+                for (int32_t v = 0; v < V; v++)
+                    if (!p->next_allowed[v] && v != eos)
+                        lp[v] = -INFINITY;
             float prev = step == 0 ? 0.0f : s.scores[(int64_t)b * SW + step - 1];
             for (int32_t v = 0; v < V; v++)
                 s.flat[(int64_t)b * V + v] = step == 0 ? lp[v] : lp[v] + prev;

@@ -20,6 +20,9 @@ typedef struct mtla_beam_params {
      * after them. 0 <= prefix_length <= max_len; no EOS or pad among them. NULL/0: none. */
     const int32_t *prefix;
     int32_t prefix_length;
+    /* With a prefix, when not NULL ([V]): the token after it must have a non-zero entry here,
+     * or be EOS (a stream's committed words are not continued mid-word). */
+    const unsigned char *next_allowed;
 } mtla_beam_params;
 
 /* One finalised hypothesis: tokens exclude the start token and the final EOS. */

@@ -366,3 +366,27 @@ Test(beam, a_prefix_with_eos_or_pad_or_too_long_is_refused)
     mtla_beam_result_free(&res);
     golden_close(&g);
 }
+
+Test(beam, the_token_after_the_prefix_is_one_of_the_allowed)
+{
+    golden g = golden_open("transformer_mtla_s2");
+    const mtla_vocab_config *vc = &g.dir->config.vocab;
+    unsigned char *allowed = calloc((size_t)vc->size, 1);
+    allowed[7] = allowed[8] = 1;
+    const int32_t prefix[1] = {5};
+    mtla_beam_params p = prefix_params(4, prefix, 1);
+    p.next_allowed = allowed;
+    mtla_beam_result res;
+    mtla_error err = {0};
+    cr_assert_eq(mtla_beam_search(g.state, g.prompt.data, (int64_t)g.prompt.rows, &p, &res, &err),
+                 MTLA_OK, "%s", err.message);
+    for (int32_t k = 0; k < res.count; k++) {
+        const mtla_beam_hypothesis *h = &res.hyps[k];
+        cr_assert_geq(h->length, 1);
+        cr_expect(h->length == 1 || h->tokens[1] == 7 || h->tokens[1] == 8,
+                  "hypothesis %d continues with %d", (int)k, (int)h->tokens[1]);
+    }
+    free(allowed);
+    mtla_beam_result_free(&res);
+    golden_close(&g);
+}

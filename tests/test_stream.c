@@ -142,6 +142,10 @@ static size_t check_sequence(const recorder *r)
         cr_expect(starts_with(e->committed, committed),
                   "event %zu: committed '%s' does not start with the earlier '%s'", i, e->committed,
                   committed);
+        char after = e->committed[strlen(committed)];
+        cr_expect(!*committed || after == ' ' || after == '\0',
+                  "event %zu: the committed word ending '%s' goes on in '%s'", i, committed,
+                  e->committed);
         committed = e->committed;
         if (e->type == MTLA_STREAM_FINAL) {
             cr_expect_str_empty(e->tentative);

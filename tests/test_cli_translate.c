@@ -787,3 +787,26 @@ Test(partial, bad_partial_options_exit_2)
         cli_result_free(&r);
     }
 }
+
+Test(partial, help_and_man_page_document_the_options)
+{
+    cli_result r = run_cli(ARGS("--help"), NULL, 0);
+    cr_assert_eq(r.status, 0);
+    size_t size;
+    char *man = (char *)read_file(fixture("docs/mtla-st.1"), &size);
+    man = realloc(man, size + 1);
+    man[size] = '\0';
+    const char *help[] = {"--partial",           "--partial-step", "--policy",        "--wait-k",
+                          "--realtime",          "--no-realtime",  "local-agreement", "offline",
+                          "--logprob-threshold", "--repeat-limit"};
+    const char *roff[] = {"\\-\\-partial\\fR",    "\\-\\-partial\\-step",
+                          "\\-\\-policy",         "\\-\\-wait\\-k",
+                          "\\-\\-no\\-realtime",  "\\-\\-logprob\\-threshold",
+                          "\\-\\-repeat\\-limit", "local-agreement|wait-k|offline"};
+    for (size_t i = 0; i < sizeof help / sizeof help[0]; i++)
+        cr_expect(strstr((char *)r.out, help[i]), "--help lacks %s", help[i]);
+    for (size_t i = 0; i < sizeof roff / sizeof roff[0]; i++)
+        cr_expect(strstr(man, roff[i]), "docs/mtla-st.1 lacks %s", roff[i]);
+    free(man);
+    cli_result_free(&r);
+}

@@ -153,7 +153,7 @@ int translate_partial(translate_ctx *ctx, const partial_options *o, mtla_audio *
         size_t n = 0;
         if (fd >= 0) {
             /* A live stream: wait for audio, then take everything that has arrived. */
-            if (!readable(fd, -1, ctx->stop))
+            if (!mtla_audio_ready(audio) && !readable(fd, -1, ctx->stop))
                 break;
             do {
                 size_t got = 0;
@@ -164,7 +164,7 @@ int translate_partial(translate_ctx *ctx, const partial_options *o, mtla_audio *
                 eof = got == 0;
                 n += got;
             } while (status == EXIT_OK && !eof && n + chunk * 4 <= capacity &&
-                     readable(fd, 0, ctx->stop));
+                     (mtla_audio_ready(audio) || readable(fd, 0, ctx->stop)));
         } else if (o->realtime) {
             /* A file as if live: the audio due by now, at least 100 ms more than fed. */
             double next = started + (double)(fed + (int64_t)chunk) / rate;
@@ -188,6 +188,18 @@ int translate_partial(translate_ctx *ctx, const partial_options *o, mtla_audio *
         ctx->compute_seconds += now_seconds() - t0;
         ctx->audio_seconds += (double)n / rate;
         fed += (int64_t)n;
+    }
+    /* A signal: the audio already read from the descriptor was heard too. */
+    while (fd >= 0 && *ctx->stop && status == EXIT_OK && !pr.failed && mtla_audio_ready(audio)) {
+        size_t got = 0;
+        if (mtla_audio_read(audio, buf, capacity, &got, &err) != MTLA_OK || got == 0)
+            break;
+        if (mtla_stream_accept(s, buf, got, &err) != MTLA_OK) {
+            cli_error("%s: %s", name, err.message);
+            status = EXIT_INPUT;
+        }
+        fed += (int64_t)got;
+        ctx->audio_seconds += (double)got / rate;
     }
     /* End of input, a signal or an input error: what was heard is finished. */
     if (!pr.failed && mtla_stream_finish(s, &err) != MTLA_OK) {

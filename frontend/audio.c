@@ -242,6 +242,15 @@ static mtla_status deliver_deferred(mtla_audio *a, mtla_error *err)
     return st;
 }
 
+int mtla_audio_ready(const mtla_audio *a)
+{
+    if (!a)
+        return 0;
+    if (a->pending_start != a->pending_end)
+        return 1;
+    return a->stream && !a->input_ended && pcm_stream_ready(a->stream);
+}
+
 mtla_status mtla_audio_read(mtla_audio *a, float *samples, size_t capacity, size_t *count,
                             mtla_error *err)
 {

@@ -292,6 +292,14 @@ static float decode_sample(pcm_sample_kind kind, const unsigned char *p)
     return 0.0f;
 }
 
+int pcm_stream_ready(const pcm_stream *s)
+{
+    size_t usable = buffered(s);
+    if (s->data_remaining >= 0 && (uint64_t)usable > (uint64_t)s->data_remaining)
+        usable = (size_t)s->data_remaining;
+    return !s->done && usable >= (size_t)s->channels * (size_t)s->bytes_per_sample;
+}
+
 mtla_status pcm_stream_read(pcm_stream *s, float *out, size_t max_frames, size_t *frames,
                             mtla_error *err)
 {

@@ -48,4 +48,7 @@ mtla_status pcm_stream_open(pcm_stream *stream, int fd, const char *name,
 mtla_status pcm_stream_read(pcm_stream *stream, float *out, size_t max_frames, size_t *frames,
                             mtla_error *err);
 
+/* 1 when pcm_stream_read would deliver a frame without reading the descriptor. */
+int pcm_stream_ready(const pcm_stream *stream);
+
 #endif

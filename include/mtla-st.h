@@ -91,6 +91,11 @@ mtla_status mtla_audio_open_fd(int fd, const char *name, const mtla_stream_forma
 mtla_status mtla_audio_read(mtla_audio *audio, float *samples, size_t capacity, size_t *count,
                             mtla_error *err);
 
+/* 1 when mtla_audio_read would return samples without waiting for the input: a stream reads
+ * its descriptor in large pieces, so after a read more audio may be held here than the
+ * descriptor shows (poll() on it says nothing about these). */
+int mtla_audio_ready(const mtla_audio *audio);
+
 /* The input's own sample rate and channel count (known after open; for a WAV stream after its
  * header has been read, which open does). */
 int32_t mtla_audio_input_rate(const mtla_audio *audio);

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -348,4 +349,39 @@ Test(audio_stream, samples_arrive_before_the_stream_ends)
     pthread_join(thread, NULL);
     close(fds[0]);
     free(wav);
+}
+
+Test(audio_stream, audio_read_from_the_descriptor_but_not_delivered_is_ready)
+{
+    /* 2 s of raw s16 in the pipe before the first read: one read() takes up to 64 KiB. */
+    int fds[2];
+    cr_assert(pipe(fds) == 0);
+    size_t n = 32000;
+    int16_t *pcm = calloc(n, sizeof *pcm);
+    for (size_t i = 0; i < n; i++)
+        pcm[i] = (int16_t)(i % 200 * 50);
+    size_t bytes = n * sizeof *pcm;
+    cr_assert_eq(write(fds[1], pcm, bytes), (ssize_t)bytes);
+    mtla_audio *a;
+    mtla_error err;
+    mtla_stream_format fmt = mtla_stream_format_default();
+    fmt.detect_wav = 0;
+    cr_assert_eq(mtla_audio_open_fd(fds[0], "pipe", &fmt, 16000, &a, &err), MTLA_OK);
+    float buf[1000];
+    size_t got = 0, total = 0;
+    cr_assert_eq(mtla_audio_read(a, buf, 1000, &got, &err), MTLA_OK);
+    total += got;
+    struct pollfd p = {.fd = fds[0], .events = POLLIN};
+    cr_expect_eq(poll(&p, 1, 0), 0, "the pipe is drained");
+    cr_expect_eq(mtla_audio_ready(a), 1, "but the audio holds more");
+    while (mtla_audio_ready(a)) {
+        cr_assert_eq(mtla_audio_read(a, buf, 1000, &got, &err), MTLA_OK);
+        cr_assert_gt(got, 0);
+        total += got;
+    }
+    cr_expect_eq(total, n, "every sample without waiting");
+    mtla_audio_close(a);
+    close(fds[1]);
+    close(fds[0]);
+    free(pcm);
 }

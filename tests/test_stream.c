@@ -414,3 +414,25 @@ Test(stream_api, bad_parameters_are_refused_with_the_field_named)
     mtla_stream_free(s);
     close_model(&f);
 }
+
+Test(stream_api, a_whisper_model_streams_within_its_maximum_input, .timeout = 120)
+{
+    fixture_model f = open_model("whisper_mtla_s2");
+    size_t n;
+    float *x = load_audio(fixture(CONTINUOUS), &n);
+    recorder r = {0};
+    mtla_stream_params p = params_for(&f, &r, 0);
+    int64_t max_ms = mtla_model_max_input_ms(f.model);
+    cr_expect(max_ms == 0 || p.vad.max_segment_ms <= max_ms, "the VAD is capped at %lld ms",
+              (long long)max_ms);
+    run_stream(&f, &p, x, n, RATE / 10, 1);
+    size_t finals = check_sequence(&r);
+    cr_expect_geq(finals, 1);
+    for (size_t i = 0; i < r.count; i++)
+        if (r.events[i].e.type == MTLA_STREAM_FINAL && max_ms > 0)
+            cr_expect_leq((r.events[i].e.end - r.events[i].e.start) * 1000 / RATE, max_ms + 300,
+                          "utterance %zu", i);
+    recorder_free(&r);
+    free(x);
+    close_model(&f);
+}

@@ -369,6 +369,7 @@ typedef struct mtla_stream_params {
     void *user;                    /* passed to on_event */
 } mtla_stream_params;
 
+/* The defaults above for `model` (not NULL): its decoding defaults, the VAD at its rate. */
 mtla_stream_params mtla_stream_default_params(const mtla_model *model);
 
 typedef struct mtla_stream mtla_stream;

@@ -604,6 +604,11 @@ int cmd_translate(int argc, char **argv)
             status = EXIT_USAGE;
         }
     }
+    /* Walk warnings (directory link loops, not followed) fail the run like a bad file would,
+     * once everything else is translated: `find -L` does the same. */
+    for (size_t i = 0; i < inputs.note_count; i++)
+        cli_error("%s", inputs.notes[i]);
+    int walk_problems = inputs.note_count > 0;
     if (status == EXIT_OK && o.shard_n)
         inputs_shard(&inputs, o.shard_k, o.shard_n);
     if (status != EXIT_OK) {
@@ -704,5 +709,5 @@ int cmd_translate(int argc, char **argv)
         return EXIT_OUTPUT;
     if (stop_requested)
         return 128 + (int)stop_requested;
-    return b.failed ? EXIT_INPUT : EXIT_OK;
+    return b.failed || walk_problems ? EXIT_INPUT : EXIT_OK;
 }

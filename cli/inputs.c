@@ -51,9 +51,31 @@ static int by_name(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Walks `dir` (its path within the root: `rel`, "" at the root), adding audio files. */
+static int add_note(input_list *list, const char *text)
+{
+    char **grown = realloc(list->notes, (list->note_count + 1) * sizeof *grown);
+    if (!grown)
+        return -1;
+    list->notes = grown;
+    if (!(list->notes[list->note_count] = strdup(text)))
+        return -1;
+    list->note_count++;
+    return 0;
+}
+
+/* One directory on the path from the walk's root to the directory being read: a link loop
+ * is a directory whose device and inode are already on this chain. */
+typedef struct walk_frame {
+    dev_t dev;
+    ino_t ino;
+    const char *path;
+    const struct walk_frame *up;
+} walk_frame;
+
+/* Walks `dir` (its path within the root: `rel`, "" at the root; `here`: its own frame, at the
+ * head of the chain of its ancestors), adding audio files. */
 static int walk(input_list *list, const char *dir, const char *rel, const char *skip_real,
-                int depth, char *message, size_t size)
+                const walk_frame *here, int depth, char *message, size_t size)
 {
     if (depth > 64) {
         snprintf(message, size, "'%s': directories nested too deeply", dir);
@@ -99,7 +121,22 @@ static int walk(input_list *list, const char *dir, const char *rel, const char *
             char real[PATH_MAX];
             if (skip_real && realpath(path, real) && strcmp(real, skip_real) == 0)
                 continue;
-            status = walk(list, path, child_rel, skip_real, depth + 1, message, size);
+            const walk_frame *seen = here;
+            while (seen && !(seen->dev == st.st_dev && seen->ino == st.st_ino))
+                seen = seen->up;
+            if (seen) {
+                char note[2 * PATH_MAX + 96];
+                snprintf(note, sizeof note,
+                         "'%s' leads back to '%s' (a directory loop): not followed", path,
+                         seen->path);
+                if (add_note(list, note) != 0) {
+                    snprintf(message, size, "out of memory listing '%s'", dir);
+                    status = -1;
+                }
+                continue;
+            }
+            walk_frame child = {st.st_dev, st.st_ino, path, here};
+            status = walk(list, path, child_rel, skip_real, &child, depth + 1, message, size);
         } else if (S_ISREG(st.st_mode) && inputs_is_audio_name(names[i])) {
             if (push(list, path, child_rel, (int64_t)st.st_size) != 0) {
                 snprintf(message, size, "out of memory listing '%s'", dir);
@@ -127,7 +164,8 @@ int inputs_add(input_list *list, const char *arg, const char *skip_dir, char *me
         snprintf(root, sizeof root, "%s", arg);
         for (size_t len = strlen(root); len > 1 && root[len - 1] == '/'; len--)
             root[len - 1] = '\0';
-        if (walk(list, root, "", skip, 0, message, size) != 0)
+        walk_frame top = {st.st_dev, st.st_ino, root, NULL};
+        if (walk(list, root, "", skip, &top, 0, message, size) != 0)
             return -1;
         list->directories = 1;
         if (list->count == before) {
@@ -209,5 +247,8 @@ void inputs_free(input_list *list)
         free(list->items[i].relative);
     }
     free(list->items);
+    for (size_t i = 0; i < list->note_count; i++)
+        free(list->notes[i]);
+    free(list->notes);
     memset(list, 0, sizeof *list);
 }

@@ -17,11 +17,16 @@ typedef struct input_list {
     input_item *items;
     size_t count, capacity;
     int directories; /* a directory was walked */
+    /* Warnings of the walk that did not stop it, one line each (e.g. a directory link that
+     * leads back into its own ancestors, which is reported and not followed). */
+    char **notes;
+    size_t note_count;
 } input_list;
 
-/* Adds `arg`: a file, a directory (walked recursively for audio files, in name order; hidden
- * entries and `skip_dir` (the output directory, may be NULL) are left out), or "-". Returns 0,
- * or -1 with a message. */
+/* Adds `arg`: a file, a directory (walked recursively for audio files, in name order, links
+ * followed; hidden entries and `skip_dir` (the output directory, may be NULL) are left out; a
+ * directory that is already one of the walk's ancestors (same device and inode: a link loop)
+ * is not entered and gets a note), or "-". Returns 0, or -1 with a message. */
 int inputs_add(input_list *list, const char *arg, const char *skip_dir, char *message, size_t size);
 /* Adds every line of `list_path` ("-": standard input) as an argument; empty lines and lines
  * starting with '#' are ignored. */

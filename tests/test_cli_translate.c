@@ -402,6 +402,36 @@ Test(batch, files_from_a_list)
     free(dir);
 }
 
+/* Links are followed, but a link back into its own ancestors (`ln -s .. in/sub/up`, or a link to
+ * itself) is reported and not entered; everything else is translated, and the run exits 1. */
+Test(batch, directory_link_loops_are_reported_and_the_rest_translated, .timeout = 120)
+{
+    char *dir = make_tree(), *in = path_join(dir, "in"), *out = path_join(dir, "out");
+    char *up = path_join(in, "sub/up"), *self = path_join(in, "sub/deeper/self");
+    char *side = path_join(in, "side");
+    cr_assert_eq(symlink("..", up), 0);
+    cr_assert_eq(symlink(".", self), 0);
+    cr_assert_eq(symlink("sub/deeper", side), 0); /* not a loop: translated under side/ too */
+    cli_result r = run_cli(ARGS("--model", model(), in, "-o", out), NULL, 0);
+    cr_expect_eq(r.status, 1, "%s", r.err);
+    cr_expect(!strstr(r.err, "nested too deeply"), "%s", r.err);
+    cr_expect(strstr(r.err, "sub/up' leads back to") && strstr(r.err, "directory loop"), "%s",
+              r.err);
+    cr_expect(strstr(r.err, "deeper/self' leads back to"), "%s", r.err);
+    cr_expect(exists(out, "a.txt") && exists(out, "sub/b.txt") && exists(out, "sub/deeper/c.txt"));
+    cr_expect(exists(out, "side/c.txt"), "a link that is not a loop is followed");
+    cr_expect(!exists(out, "sub/up/a.txt") && !exists(out, "sub/deeper/self/c.txt"));
+    cr_expect(strstr(r.err, "4 translated") && strstr(r.err, "1 failed"), "summary: %s", r.err);
+    cli_result_free(&r);
+    free(up);
+    free(self);
+    free(side);
+    free(in);
+    free(out);
+    remove_tree(dir);
+    free(dir);
+}
+
 Test(batch, unusable_inputs_and_outputs)
 {
     char *dir = make_temp_dir(), *empty = path_join(dir, "empty");

@@ -21,10 +21,13 @@ def find_engine(explicit=None):
     return None
 
 
-def engine_features(binary, audio, out_npy):
-    """Raw log-mel (no CMVN) as the engine's frontend computes it (resampled to 16 kHz)."""
-    subprocess.run([binary, "features", str(audio), "-o", str(out_npy)], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def engine_features(binary, audio, out_npy, model=None):
+    """Raw features (no CMVN) as the engine's frontend computes them (resampled to 16 kHz):
+    Kaldi fbank, or the frontend of `model` (e.g. Whisper's log-mel) when one is given."""
+    cmd = [binary, "features", str(audio), "-o", str(out_npy)]
+    if model is not None:
+        cmd[2:2] = ["--model", str(model)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def engine_tokens(binary, model, inputs, features=False, beam=None, threads=1):

@@ -36,7 +36,7 @@ def check(model_dir, audio_files, binary, beam=None):
         npys = []
         for i, a in enumerate(audio_files):
             npy = pathlib.Path(tmp) / f"{i}.npy"
-            engine_features(binary, a, npy)
+            engine_features(binary, a, npy, model_dir)
             npys.append(npy)
         c_feat = engine_tokens(binary, model_dir, npys, features=True, beam=beam)
         c_audio = engine_tokens(binary, model_dir, audio_files, features=False, beam=beam)

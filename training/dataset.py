@@ -80,6 +80,7 @@ def utterance_cmvn(x):
 
 
 CACHE_KINDS = ("fbank", "whisper")
+WHISPER_MAX_POSITIONS = 1500    # tiny.en's encoder/position_encodings rows
 _WHISPER = {}   # the frozen encoder, loaded once per process (before the pool forks)
 
 
@@ -91,10 +92,13 @@ def whisper_encoder():
 
 
 def cache_frames(kind, n_samples):
+    """Frames of the cache entry of an utterance; 0 (the utterance is left out) when it is
+    longer than a Whisper encoder takes (30 s: the engine cuts such audio at pauses first)."""
     if kind == "fbank":
         return num_frames(n_samples)
     mel = n_samples // 160
-    return 0 if mel <= 0 else (mel - 1) // 2 + 1
+    s = 0 if mel <= 0 else (mel - 1) // 2 + 1
+    return s if s <= WHISPER_MAX_POSITIONS else 0
 
 
 def cache_dim(kind):

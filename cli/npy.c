@@ -127,6 +127,17 @@ int npy_read_f32(const char *path, float **data, size_t *rows, size_t *cols, cha
         return -1;
     }
     size_t n = (size_t)r * (size_t)c;
+    /* The shape is checked against the file's size before anything is allocated: a header
+     * of a few bytes must not make the reader ask for terabytes. */
+    struct stat st;
+    long data_start = ftell(f);
+    if (fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) && data_start >= 0 &&
+        ((uint64_t)st.st_size < (uint64_t)data_start ||
+         (uint64_t)st.st_size - (uint64_t)data_start < (uint64_t)n * sizeof(float))) {
+        snprintf(message, message_size, "'%s' is truncated", path);
+        fclose(f);
+        return -1;
+    }
     float *buf = malloc((n ? n : 1) * sizeof *buf);
     if (!buf || fread(buf, sizeof *buf, n, f) != n) {
         snprintf(message, message_size, buf ? "'%s' is truncated" : "out of memory reading '%s'",

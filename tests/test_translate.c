@@ -313,6 +313,36 @@ Test(translate, features_with_the_wrong_number_of_bins_are_refused)
     free(path);
 }
 
+/* Found by tests/fuzz/fuzz_npy: a header of a few bytes claiming 2^32 x 4096 floats (64 TiB)
+ * is reported as truncated, checked against the file's size before anything is allocated. */
+Test(translate, features_larger_than_their_file_are_truncated)
+{
+    char *path = strdup("/tmp/mtla-translate-XXXXXX.npy");
+    int fd = mkstemps(path, 4);
+    cr_assert(fd >= 0);
+    char header[128];
+    int n = snprintf(header, sizeof header,
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4096), }");
+    int pad = 64 - (10 + n + 1) % 64;
+    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n + pad + 1),
+                               0};
+    cr_assert_eq(write(fd, magic, 10), 10);
+    cr_assert_eq(write(fd, header, (size_t)n), n);
+    for (int i = 0; i < pad; i++)
+        cr_assert_eq(write(fd, " ", 1), 1);
+    cr_assert_eq(write(fd, "\n", 1), 1);
+    float some[16] = {0};
+    cr_assert_eq(write(fd, some, sizeof some), (ssize_t)sizeof some);
+    close(fd);
+    cli_result r =
+        run_cli(ARGS("--model", model("transformer_mtla_s2"), "--input-features", path), NULL, 0);
+    cr_expect_eq(r.status, 1);
+    cr_expect(strstr(r.err, "is truncated"), "%s", r.err);
+    cli_result_free(&r);
+    unlink(path);
+    free(path);
+}
+
 /* On a machine with a CUDA device the GPU must print the CPU's tokens; without one, asking for
  * it is a clear usage error. */
 Test(translate, device_cuda_matches_the_cpu_or_is_refused)

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -25,14 +26,15 @@ extern "C" int spm_shim_load(const char *path, spm_shim **out, char *message, si
 {
     *out = nullptr;
     try {
-        spm_shim *shim = new spm_shim;
+        // Load may throw as well as fail (darts_clone throws on a model with an empty piece):
+        // the shim is released either way.
+        std::unique_ptr<spm_shim> shim(new spm_shim);
         const auto status = shim->processor.Load(path);
         if (!status.ok()) {
             set_message(message, message_size, status.ToString());
-            delete shim;
             return -1;
         }
-        *out = shim;
+        *out = shim.release();
         return 0;
     } catch (const std::exception &e) {
         set_message(message, message_size, e.what());

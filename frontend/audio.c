@@ -187,8 +187,10 @@ static mtla_status read_input(mtla_audio *a, size_t *frames, mtla_error *err)
                          sf_strerror(a->file));
     size_t values = (size_t)got * (size_t)a->channels;
     for (size_t i = 0; i < values; i++)
-        if (!isfinite(a->interleaved[i]))
-            return mtla_fail(err, MTLA_ERR_FORMAT, "'%s' carries a non-finite sample", a->name);
+        if (!(fabsf(a->interleaved[i]) <= PCM_MAX_MAGNITUDE))
+            return mtla_fail(err, MTLA_ERR_FORMAT,
+                             "'%s' carries a non-finite or out-of-range sample (|x| > 1e8)",
+                             a->name);
     return MTLA_OK;
 }
 

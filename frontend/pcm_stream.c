@@ -307,7 +307,9 @@ mtla_status pcm_stream_read(pcm_stream *s, float *out, size_t max_frames, size_t
     if (s->bad_sample) {
         s->bad_sample = 0;
         s->done = 1;
-        return mtla_fail(err, MTLA_ERR_FORMAT, "%s carries a non-finite float sample", s->name);
+        return mtla_fail(err, MTLA_ERR_FORMAT,
+                         "%s carries a non-finite or out-of-range float sample (|x| > 1e8)",
+                         s->name);
     }
     if (s->done || max_frames == 0)
         return MTLA_OK;
@@ -343,7 +345,7 @@ mtla_status pcm_stream_read(pcm_stream *s, float *out, size_t max_frames, size_t
     size_t values = n * (size_t)s->channels;
     for (size_t i = 0; i < values; i++) {
         float v = decode_sample(s->kind, p + i * (size_t)s->bytes_per_sample);
-        if (!isfinite(v)) {
+        if (!(fabsf(v) <= PCM_MAX_MAGNITUDE)) { /* NaN, infinities, absurd magnitudes */
             /* Deliver the frames before the bad one; the next call reports it. */
             s->bad_sample = 1;
             n = i / (size_t)s->channels;
@@ -354,7 +356,9 @@ mtla_status pcm_stream_read(pcm_stream *s, float *out, size_t max_frames, size_t
     if (n == 0) {
         s->bad_sample = 0;
         s->done = 1;
-        return mtla_fail(err, MTLA_ERR_FORMAT, "%s carries a non-finite float sample", s->name);
+        return mtla_fail(err, MTLA_ERR_FORMAT,
+                         "%s carries a non-finite or out-of-range float sample (|x| > 1e8)",
+                         s->name);
     }
     s->buffer_start += n * frame_bytes;
     if (s->data_remaining >= 0)

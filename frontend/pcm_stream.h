@@ -20,6 +20,13 @@ typedef enum pcm_sample_kind {
 
 enum { PCM_STREAM_BUFFER_BYTES = 1 << 16 };
 
+/* The largest sample magnitude read from a float file or stream (nominal range [-1, 1]): room
+ * for float files written at integer scale (+-32768), while every later stage stays finite.
+ * Beyond it, mixing channels and resampling turn huge finite values into inf and NaN (found
+ * by tests/fuzz/fuzz_pcm_stream), and the fbank's power spectrum overflows past about 1e13.
+ * Such samples are refused like non-finite ones. */
+#define PCM_MAX_MAGNITUDE 1e8f
+
 typedef struct pcm_stream {
     int fd;
     char name[128]; /* for messages, e.g. "standard input" */

@@ -2,6 +2,7 @@
  * files of every kind getting a clear status and message. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,43 @@ Test(audio_file, damaged_files_fail_cleanly)
     free(wav);
     free(garbled);
     free(flac);
+}
+
+static void put_le(unsigned char *p, uint32_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A float WAV file of samples far outside [-1, 1] (|x| = 3e38): refused by name rather than
+ * mixed and resampled into inf and NaN (found through a stream by tests/fuzz/fuzz_pcm_stream;
+ * files take the same check). */
+Test(audio_file, huge_float_samples_are_refused)
+{
+    enum { FRAMES = 2000 };
+    static unsigned char wav[44 + 4 * FRAMES];
+    memcpy(wav, "RIFF", 4);
+    put_le(wav + 4, 36 + 4 * FRAMES, 4);
+    memcpy(wav + 8, "WAVEfmt ", 8);
+    put_le(wav + 16, 16, 4);
+    put_le(wav + 20, 3, 2); /* IEEE float */
+    put_le(wav + 22, 1, 2); /* mono */
+    put_le(wav + 24, 44100, 4);
+    put_le(wav + 28, 4 * 44100, 4);
+    put_le(wav + 32, 4, 2);
+    put_le(wav + 34, 32, 2);
+    memcpy(wav + 36, "data", 4);
+    put_le(wav + 40, 4 * FRAMES, 4);
+    for (int i = 0; i < FRAMES; i++) {
+        float v = i & 1 ? -3e38f : 3e38f;
+        memcpy(wav + 44 + 4 * i, &v, 4);
+    }
+    char *path = temp_file(wav, sizeof wav);
+    char msg[512];
+    cr_expect_eq(open_status(path, msg), MTLA_ERR_FORMAT, "%s", msg);
+    cr_expect(strstr(msg, "out-of-range") && strstr(msg, path), "%s", msg);
+    unlink(path);
+    free(path);
 }
 
 Test(audio_file, load_reads_standard_input_format_from_a_file_path)

@@ -292,6 +292,33 @@ Test(audio_stream, raw_stereo_and_float_formats)
     cr_expect(strstr(r.message, "non-finite"), "%s", r.message);
     cr_expect_eq(r.count, 500);
     free(r.samples);
+
+    /* So is a finite sample far outside [-1, 1]. */
+    f32[500] = 3e38f;
+    r = run_stream(f32, sizeof f32, 4000, &fmt);
+    cr_expect_eq(r.read_status, MTLA_ERR_FORMAT);
+    cr_expect(strstr(r.message, "out-of-range"), "%s", r.message);
+    cr_expect_eq(r.count, 500);
+    free(r.samples);
+}
+
+/* Found by tests/fuzz/fuzz_pcm_stream: huge finite float samples, mixed to mono and resampled,
+ * came out as inf and NaN. They are refused; what is delivered before is finite. */
+Test(audio_stream, huge_float_samples_never_become_nan)
+{
+    float f32[4000];
+    for (int i = 0; i < 4000; i++)
+        f32[i] = i < 1000 ? 0.25f * (float)sin(i * 0.1) : (i & 1 ? -3.4e38f : 3.4e38f);
+    mtla_stream_format fmt = mtla_stream_format_default();
+    fmt.encoding = MTLA_PCM_F32LE;
+    fmt.sample_rate = 44100;
+    fmt.channels = 2;
+    stream_run r = run_stream(f32, sizeof f32, 333, &fmt);
+    cr_expect_eq(r.read_status, MTLA_ERR_FORMAT, "%s", r.message);
+    cr_expect(strstr(r.message, "out-of-range"), "%s", r.message);
+    for (size_t i = 0; i < r.count; i++)
+        cr_assert(isfinite(r.samples[i]), "sample %zu is %g", i, r.samples[i]);
+    free(r.samples);
 }
 
 Test(audio_stream, raw_8k_stream_is_resampled_like_the_file)

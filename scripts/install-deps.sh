@@ -14,10 +14,14 @@ packages=(
   libsentencepiece-dev # detokenisation
   libcriterion-dev     # unit tests
   python3-srt python3-webvtt # tests check subtitle output with real parsers
+  clang                # the fuzz harnesses (scripts/fuzz.sh, docs/fuzzing.md)
 )
 
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+# libFuzzer's runtime: its own package on Debian 12 (only recommended by clang's packages, which
+# --no-install-recommends skips); part of libclang-common-*-dev on older releases.
+if apt-cache show libclang-rt-dev >/dev/null 2>&1; then packages+=(libclang-rt-dev); fi
 $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds mtla-st and runs the whole test suite twice: a normal Release build (with the CUDA
 # backend compiled when a toolkit is present), then a CPU build under AddressSanitizer and
-# UndefinedBehaviorSanitizer. Needs the packages of scripts/install-deps.sh.
+# UndefinedBehaviorSanitizer; then every fuzz harness for 30 s on its corpus, a regression check
+# that fails on any crash (skipped without clang unless MTLA_FUZZ_REQUIRED=1, as in CI). Needs
+# the packages of scripts/install-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -19,3 +21,13 @@ cmake --build build-sanitize -j "$jobs"
 # about ten times slower, and memory growth shows within minutes.
 MTLA_TEST_STREAM_HOURS=0.25 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-sanitize --output-on-failure -j "$jobs"
+
+echo "== Fuzz harnesses, 30 s each on their corpus (docs/fuzzing.md)"
+if command -v clang >/dev/null && command -v clang++ >/dev/null; then
+  bash scripts/fuzz.sh "${MTLA_FUZZ_SECONDS:-30}"
+elif [ "${MTLA_FUZZ_REQUIRED:-0}" = 1 ]; then
+  echo "clang not found, and MTLA_FUZZ_REQUIRED=1: run scripts/install-deps.sh" >&2
+  exit 1
+else
+  echo "skipped: clang not found (scripts/install-deps.sh installs it)"
+fi

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/translator_internal.h"
+#include "core/cuda_backend.h"
 #include "core/model_dir.h"
 #include "core/ops.h"
 #include "core/weights.h"
@@ -15,15 +16,12 @@
 #include "encoder/encoder.h"
 #include "mtla-st.h"
 #include "tokenizer/tokenizer.h"
-#ifdef MTLA_ST_HAVE_CUDA
-#include "cuda/ops_cuda.h"
-#endif
 
 struct mtla_translator {
     const mtla_model *model;
     const mtla_model_config *config;
     mtla_ops *ops;
-    int cuda; /* ops is the CUDA backend */
+    const mtla_cuda_backend *cuda; /* the plugin that made ops; NULL for the CPU */
     mtla_weights *weights;
     mtla_encoder *encoder;
     mtla_decoder *decoder;
@@ -99,7 +97,8 @@ mtla_decode_params mtla_decode_default_params(const mtla_model *model)
     return p;
 }
 
-/* The CPU backend, or CUDA device params->device. */
+/* The CPU backend, or CUDA device params->device from the plugin, loaded only now so that a
+ * CPU translator never maps the CUDA libraries (core/cuda_backend.h). */
 static mtla_status create_backend(mtla_translator *t, const mtla_translator_params *params,
                                   mtla_error *err)
 {
@@ -108,31 +107,23 @@ static mtla_status create_backend(mtla_translator *t, const mtla_translator_para
         return t->ops ? MTLA_OK
                       : mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the backend");
     }
-#ifdef MTLA_ST_HAVE_CUDA
-    char message[256];
-    t->ops = mtla_ops_cuda_create(params->device, message, sizeof message);
-    t->cuda = t->ops != NULL;
-    return t->ops ? MTLA_OK
-                  : mtla_fail(err, MTLA_ERR_UNSUPPORTED, "CUDA device %d: %s",
-                              (int)params->device, message);
-#else
-    return mtla_fail(err, MTLA_ERR_UNSUPPORTED,
-                     "CUDA device %d requested, but this build has no CUDA backend",
-                     (int)params->device);
-#endif
+    char message[1024];
+    const mtla_cuda_backend *cuda = mtla_cuda_backend_load(message, sizeof message);
+    if (cuda)
+        t->ops = cuda->create(params->device, message, sizeof message);
+    if (!t->ops)
+        return mtla_fail(err, MTLA_ERR_UNSUPPORTED, "CUDA device %d: %s", (int)params->device,
+                         message);
+    t->cuda = cuda;
+    return MTLA_OK;
 }
 
 /* Ops cannot fail; a device backend records errors, checked once per translation. */
 static mtla_status check_backend(const mtla_translator *t, mtla_error *err)
 {
-#ifdef MTLA_ST_HAVE_CUDA
     char message[256];
-    if (t->cuda && mtla_ops_cuda_check(t->ops, message, sizeof message) != 0)
+    if (t->cuda && t->cuda->check(t->ops, message, sizeof message) != 0)
         return mtla_fail(err, MTLA_ERR_INTERNAL, "CUDA: %s", message);
-#else
-    (void)t;
-    (void)err;
-#endif
     return MTLA_OK;
 }
 
@@ -203,13 +194,9 @@ void mtla_translator_free(mtla_translator *t)
     mtla_decoder_free(t->decoder);
     mtla_encoder_free(t->encoder);
     mtla_weights_free(t->weights);
-#ifdef MTLA_ST_HAVE_CUDA
-    if (t->cuda) {
-        mtla_ops_cuda_free(t->ops);
-        t->ops = NULL;
-    }
-#endif
-    if (t->ops)
+    if (t->cuda)
+        t->cuda->free(t->ops);
+    else if (t->ops)
         mtla_ops_cpu_free(t->ops);
     free(t);
 }

@@ -24,7 +24,7 @@ void usage_all(FILE *out)
 
 static void version(void)
 {
-    char cuda[256];
+    char cuda[1024];
     mtla_cuda_device_count(cuda, sizeof cuda);
     printf("mtla-st %s\n%s\n", mtla_version(), cuda);
 }

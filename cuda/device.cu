@@ -1,11 +1,11 @@
-/* CUDA device discovery for the build information of mtla-st (`mtla-st --version`).
- * Compiled only when the CUDA toolkit is found; core/cuda_absent.c stands in otherwise. */
+/* CUDA device discovery for the build information of mtla-st (`mtla-st --version`), reached
+ * through the plugin's table (mtla_cuda_device_count in core/cuda_backend.c). */
 #include <cuda_runtime.h>
 #include <stdio.h>
 
-#include "mtla-st.h"
+#include "cuda/ops_cuda.h"
 
-extern "C" int32_t mtla_cuda_device_count(char *detail, size_t detail_size)
+extern "C" int32_t mtla_ops_cuda_device_count(char *detail, size_t detail_size)
 {
     int runtime = 0;
     cudaRuntimeGetVersion(&runtime);

@@ -13,11 +13,15 @@
  * backend should be freed. A failed download fills the host buffer with NaN, so that a caller
  * which forgets to check sees no plausible numbers.
  *
- * A table serves one host thread at a time (it owns scratch buffers), as the CPU one does. */
+ * A table serves one host thread at a time (it owns scratch buffers), as the CPU one does.
+ *
+ * These functions are inside the plugin libmtla-st-cuda.so and not exported from it: the
+ * library reaches them through the table of core/cuda_backend.h (cuda/plugin.cu). */
 #ifndef MTLA_CUDA_OPS_CUDA_H
 #define MTLA_CUDA_OPS_CUDA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/ops.h"
 
@@ -38,6 +42,10 @@ int mtla_ops_cuda_check(const mtla_ops *ops, char *message, size_t size);
 /* Waits for outstanding work, then releases the stream, the cuBLAS handle, the scratch and the
  * table. Buffers from ops->alloc must have been freed before. NULL is ignored. */
 void mtla_ops_cuda_free(mtla_ops *ops);
+
+/* Number of usable devices, and a one-line description ("CUDA runtime 13.0; 1 device(s),
+ * first: ...", or why there is none) in detail[detail_size] (may be NULL / 0). */
+int32_t mtla_ops_cuda_device_count(char *detail, size_t detail_size);
 
 #ifdef __cplusplus
 }

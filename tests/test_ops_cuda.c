@@ -1,15 +1,19 @@
-/* The CUDA backend (cuda/ops_cuda.h) against the CPU reference (core/ops_cpu.c): every op of
- * core/ops.h on random inputs of awkward sizes (odd, not multiples of 32, row strides wider
- * than the rows, empty key blocks, grouped heads), then the encoder and the decoder of the
- * golden models on the GPU against the oracle's fixtures, as tests/test_encoder.c and
- * tests/test_decoder.c hold the CPU engine to them.
+/* The CUDA backend (cuda/ops_cuda.h, reached through its plugin) against the CPU reference
+ * (core/ops_cpu.c): every op of core/ops.h on random inputs of awkward sizes (odd, not
+ * multiples of 32, row strides wider than the rows, empty key blocks, grouped heads), then the
+ * encoder and the decoder of the golden models on the GPU against the oracle's fixtures, as
+ * tests/test_encoder.c and tests/test_decoder.c hold the CPU engine to them.
  *
  * Tolerances: max |cuda - cpu| <= 1e-5 times max(1, max |cpu|) (1e-4 for the ops that are
  * matrix products: cuBLAS and OpenBLAS sum in different orders); 1e-4 against the oracle,
  * as for the CPU engine.
  *
- * Without a usable CUDA device every test that needs one calls cr_skip_test("no CUDA
- * device: ..."), and tests/CMakeLists.txt makes ctest report the suite as skipped. */
+ * The backend is loaded as the library loads it, by dlopen() of libmtla-st-cuda.so
+ * (core/cuda_backend.h), rather than linked: so the suite also covers the plugin's entry point,
+ * its version check and its hidden symbols, and runs what `--device cuda` runs. The plugin must
+ * load (this suite is built only beside it); without a usable CUDA device every test that needs
+ * one then calls cr_skip_test("no CUDA device: ..."), and tests/CMakeLists.txt makes ctest
+ * report the suite as skipped. */
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
@@ -18,10 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cuda_backend.h"
 #include "core/model_dir.h"
 #include "core/ops.h"
 #include "core/weights.h"
-#include "cuda/ops_cuda.h"
 #include "decoder/beam.h"
 #include "decoder/decoder.h"
 #include "encoder/encoder.h"
@@ -34,11 +38,22 @@
 
 /* ---------------------------------------------------------------- helpers */
 
+/* The plugin this build made (tests/CMakeLists.txt names it), unless MTLA_ST_CUDA_PLUGIN
+ * already names another. */
+static const mtla_cuda_backend *cuda(void)
+{
+    setenv(MTLA_CUDA_PLUGIN_ENV, MTLA_CUDA_PLUGIN_PATH, 0);
+    char message[1024];
+    const mtla_cuda_backend *backend = mtla_cuda_backend_load(message, sizeof message);
+    cr_assert(backend, "the CUDA plugin did not load: %s", message);
+    return backend;
+}
+
 /* The CUDA backend on device 0, or the test is skipped. */
 static mtla_ops *cuda_or_skip(void)
 {
     char message[512];
-    mtla_ops *gpu = mtla_ops_cuda_create(0, message, sizeof message);
+    mtla_ops *gpu = cuda()->create(0, message, sizeof message);
     if (!gpu)
         cr_skip_test("no CUDA device: %s", message);
     return gpu;
@@ -62,9 +77,8 @@ static backends backends_open(void)
 static void backends_close(backends *b)
 {
     char message[512];
-    cr_expect_eq(mtla_ops_cuda_check(b->gpu, message, sizeof message), 0, "CUDA error: %s",
-                 message);
-    mtla_ops_cuda_free(b->gpu);
+    cr_expect_eq(cuda()->check(b->gpu, message, sizeof message), 0, "CUDA error: %s", message);
+    cuda()->free(b->gpu);
     mtla_ops_cpu_free(b->cpu);
 }
 
@@ -128,16 +142,30 @@ static void expect_gpu_close(const mtla_ops *gpu, const float *device, const flo
 
 /* ---------------------------------------------------------------- backend itself */
 
+/* Runs without a device: the entry point's table is this build's, complete. */
+Test(cuda_backend, the_plugin_is_this_builds)
+{
+    const mtla_cuda_backend *backend = cuda();
+    cr_expect_eq(backend->abi, MTLA_CUDA_BACKEND_ABI);
+    cr_expect_eq(backend->ops_size, sizeof(mtla_ops));
+    cr_expect_str_eq(backend->version, mtla_version());
+    cr_expect(backend->create && backend->check && backend->free && backend->device_count);
+    char detail[256] = "";
+    int32_t count = backend->device_count(detail, sizeof detail);
+    cr_expect(count >= 0 && strstr(detail, "CUDA runtime"), "%d: %s", (int)count, detail);
+    cr_expect_eq(mtla_cuda_device_count(NULL, 0), count);
+}
+
 Test(cuda_backend, create_names_a_missing_device)
 {
     char message[256] = "unchanged";
-    mtla_ops *ops = mtla_ops_cuda_create(4096, message, sizeof message);
+    mtla_ops *ops = cuda()->create(4096, message, sizeof message);
     cr_expect_null(ops);
     cr_expect(message[0] != '\0' && strcmp(message, "unchanged") != 0, "message: '%s'", message);
-    mtla_ops_cuda_free(ops);
-    ops = mtla_ops_cuda_create(-1, message, sizeof message);
+    cuda()->free(ops);
+    ops = cuda()->create(-1, message, sizeof message);
     cr_expect_null(ops);
-    mtla_ops_cuda_free(ops);
+    cuda()->free(ops);
 }
 
 Test(cuda_backend, errors_are_recorded_and_kept)
@@ -146,7 +174,7 @@ Test(cuda_backend, errors_are_recorded_and_kept)
     char message[256];
     cr_expect_str_eq(gpu->name, "cuda");
     cr_expect_eq(gpu->host_memory, 0);
-    cr_expect_eq(mtla_ops_cuda_check(gpu, message, sizeof message), 0, "%s", message);
+    cr_expect_eq(cuda()->check(gpu, message, sizeof message), 0, "%s", message);
 
     /* five non-empty key blocks: more than the kernel argument holds */
     float *kv = gpu->alloc(gpu, 64), *q = gpu->alloc(gpu, 8), *o = gpu->alloc(gpu, 8);
@@ -157,17 +185,17 @@ Test(cuda_backend, errors_are_recorded_and_kept)
     for (int i = 0; i < 5; i++)
         blocks[i] = (mtla_kv_block){kv, kv, 1, 8, 0, 0};
     gpu->decode_attention(gpu, 1, 1, 1, 8, 8, 1.0f, q, blocks, 5, o);
-    cr_expect_eq(mtla_ops_cuda_check(gpu, message, sizeof message), -1);
+    cr_expect_eq(cuda()->check(gpu, message, sizeof message), -1);
     cr_expect(strstr(message, "decode_attention"), "message: %s", message);
     /* kept, and downloads no longer return plausible numbers */
     float host[8];
     gpu->download(gpu, host, o, 8);
     cr_expect(isnan(host[0]) && isnan(host[7]));
-    cr_expect_eq(mtla_ops_cuda_check(gpu, NULL, 0), -1);
+    cr_expect_eq(cuda()->check(gpu, NULL, 0), -1);
     gpu->free(gpu, kv);
     gpu->free(gpu, q);
     gpu->free(gpu, o);
-    mtla_ops_cuda_free(gpu);
+    cuda()->free(gpu);
 }
 
 Test(cuda_ops, memory_fill_copy_upload_download)
@@ -732,10 +760,9 @@ static golden golden_open(const char *name)
 static void golden_close(golden *g)
 {
     char message[512];
-    cr_expect_eq(mtla_ops_cuda_check(g->gpu, message, sizeof message), 0, "CUDA error: %s",
-                 message);
+    cr_expect_eq(cuda()->check(g->gpu, message, sizeof message), 0, "CUDA error: %s", message);
     mtla_weights_free(g->weights);
-    mtla_ops_cuda_free(g->gpu);
+    cuda()->free(g->gpu);
     mtla_model_dir_close(g->dir);
 }
 

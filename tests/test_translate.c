@@ -347,6 +347,10 @@ Test(translate, features_larger_than_their_file_are_truncated)
  * it is a clear usage error. */
 Test(translate, device_cuda_matches_the_cpu_or_is_refused)
 {
+#ifdef MTLA_CUDA_PLUGIN_PATH
+    /* this process and the CLI load the plugin this build made (the CLI would find it anyway) */
+    setenv("MTLA_ST_CUDA_PLUGIN", MTLA_CUDA_PLUGIN_PATH, 0);
+#endif
     char detail[256];
     int32_t devices = mtla_cuda_device_count(detail, sizeof detail);
     const char *name = "transformer_mtla_s2";
@@ -364,4 +368,31 @@ Test(translate, device_cuda_matches_the_cpu_or_is_refused)
         free(want);
     }
     cli_result_free(&r);
+}
+
+/* The CUDA backend is a plugin loaded only for --device cuda: one that cannot be loaded is a
+ * usage error (exit 2) naming what was tried, and the CPU runs as before without it. */
+Test(translate, device_cuda_without_its_plugin_names_the_path)
+{
+    const char *name = "transformer_mtla_s2";
+    const char *missing = "/nonexistent/mtla-st-plugin-dir/libmtla-st-cuda.so";
+    setenv("MTLA_ST_CUDA_PLUGIN", missing, 1);
+    cli_result r = run_cli(ARGS("--model", model(name), "--device", "cuda", "--print-tokens",
+                                "--input-features", input_features(name)),
+                           NULL, 0);
+    cr_expect_eq(r.status, 2, "%s", r.err);
+    cr_expect(strstr(r.err, "CUDA device 0"), "%s", r.err);
+    cr_expect(strstr(r.err, missing), "%s", r.err);
+    cr_expect_eq(r.out_size, 0);
+    cli_result_free(&r);
+
+    r = run_cli(ARGS("--model", model(name), "--device", "cpu", "--print-tokens",
+                     "--input-features", input_features(name)),
+                NULL, 0);
+    char *want = oracle_line(name, 5, 0);
+    cr_expect_eq(r.status, 0, "%s", r.err);
+    cr_expect_str_eq((char *)r.out, want);
+    free(want);
+    cli_result_free(&r);
+    unsetenv("MTLA_ST_CUDA_PLUGIN");
 }

@@ -246,7 +246,7 @@ typedef struct mtla_translator mtla_translator;
 
 typedef struct mtla_translator_params {
     int32_t threads; /* CPU threads for matrix products and attention; 0: all cores */
-    int32_t device;  /* -1: the CPU (default); N >= 0: CUDA device N (builds with CUDA) */
+    int32_t device;  /* -1: the CPU (default); N >= 0: CUDA device N, from the CUDA plugin */
 } mtla_translator_params;
 
 mtla_translator_params mtla_translator_default_params(void);
@@ -395,8 +395,9 @@ void mtla_stream_free(mtla_stream *stream);
 
 /* ---------------------------------------------------------------- build information */
 
-/* Number of CUDA devices usable by this build: 0 when the build has no CUDA backend or no
- * device/driver is present. `detail` (may be NULL) receives a one-line description. */
+/* Number of CUDA devices usable by this build: 0 when the CUDA plugin (libmtla-st-cuda.so,
+ * which this loads) cannot be loaded or no device/driver is present. `detail` (may be NULL)
+ * receives a one-line description, or why there is no device. */
 int32_t mtla_cuda_device_count(char *detail, size_t detail_size);
 
 #ifdef __cplusplus

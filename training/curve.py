@@ -5,9 +5,8 @@ probed) chrF, as a Markdown table and a PNG plot for the model card.
   python3 training/curve.py --run RUN [--cores 2] [--probes probes.jsonl] \
       [--png samples/model/learning_curve.png] [--md curve.md]
 
-Hours are training wall-clock time between saves (gaps over 30 minutes, when the run was
-stopped between sessions, count as zero) times --cores; the cache building before the first
-save is counted from the run's first log line. --probes is a JSON-lines file of
+Hours are training wall-clock time (from each training command's start, recorded by train.py,
+to each save; cache building before it is not counted) times --cores. --probes is a JSON-lines file of
 training/probe.py results ({"step", "chrf", "index"}), e.g. greedy chrF on the held-out-voice
 test set and on the Asterisk dev set.
 """
@@ -19,12 +18,18 @@ import sys
 GAP = 1800.0
 
 
-def cpu_hours(saves, cores, start=None):
-    """CPU-hours at each save."""
-    out, total, prev = [], 0.0, start
+def cpu_hours(saves, cores, sessions=()):
+    """CPU-hours of training at each save: time since the previous save, or since the start
+    of the training command (train.py records it in history["sessions"]) when that is later;
+    without a recorded start, gaps over 30 minutes count as zero."""
+    out, total, prev = [], 0.0, None
+    starts = sorted(sessions)
     for s in saves:
         t = s["time"]
-        if prev is not None and 0 < t - prev < GAP:
+        began = max([b for b in starts if b <= t], default=None)
+        if began is not None and (prev is None or began > prev):
+            total += t - began
+        elif prev is not None and 0 < t - prev < GAP:
             total += t - prev
         prev = t
         out.append(total * cores / 3600.0)
@@ -43,7 +48,7 @@ def main(argv=None):
     run = pathlib.Path(args.run)
     hist = json.loads((run / "history.json").read_text())
     saves = sorted(hist["saves"], key=lambda s: s["step"])
-    hours = cpu_hours(saves, args.cores)
+    hours = cpu_hours(saves, args.cores, hist.get("sessions", ()))
     probes = {}
     if args.probes:
         for line in pathlib.Path(args.probes).read_text().splitlines():

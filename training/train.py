@@ -324,6 +324,7 @@ def main(argv=None):
             f"ppl {v['ppl']:.2f}" + (f"; dev loss {vd['loss']:.4f} nll {vd['nll']:.4f}"
                                      if vd else "") + f" -> {name}")
 
+    history.setdefault("sessions", []).append(time.time())   # training starts (curve.py)
     specaug = cfg.get("specaugment")
     model.train()
     stop = False

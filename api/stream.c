@@ -285,7 +285,11 @@ static mtla_status translate(mtla_stream *s, int64_t start, int64_t end, hypothe
     for (int32_t i = 0; i <= h->tr.token_count; i++)
         sum += h->logprobs[i];
     h->avg_logprob = (float)(sum / (h->tr.token_count + 1));
-    if (h->avg_logprob < s->p.logprob_threshold ||
+    /* The log-prob threshold tests whether there is speech at all: once words of this utterance
+     * are committed it is speech, and a weak model's low scores must not cut its final back to
+     * the committed prefix (measured with the first bundled model); the loop guard still acts. */
+    int no_speech = s->committed_count == 0 && h->avg_logprob < s->p.logprob_threshold;
+    if (no_speech ||
         mtla_stream_repeats(h->tr.tokens, h->tr.token_count, s->p.repeat_ngram,
                             s->p.repeat_limit)) {
         hypothesis_free(h);

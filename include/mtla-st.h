@@ -354,8 +354,9 @@ typedef struct mtla_stream_params {
     mtla_stream_policy policy; /* MTLA_POLICY_LOCAL_AGREEMENT */
     int32_t partial_step_ms;   /* new audio between two partial translations: 1000 (>= 100) */
     int32_t wait_k;            /* k of MTLA_POLICY_WAIT_K: 3 (>= 1) */
-    /* Guards against output for non-speech: a hypothesis whose avg_logprob is below this is
-     * refused (-1.0, as Whisper's logprob_threshold; -INFINITY: off) ... */
+    /* Guards against output for non-speech: while nothing of the utterance is committed, a
+     * hypothesis whose avg_logprob is below this is refused (-1.0, as Whisper's
+     * logprob_threshold; -INFINITY: off) ... */
     float logprob_threshold;
     /* ... and so is one in which an n-gram of up to repeat_ngram tokens (4) occurs more than
      * repeat_limit times in a row (3; 0: off). A refused partial hypothesis is ignored; a

@@ -674,6 +674,47 @@ Test(partial, a_long_utterance_commits_text_before_it_ends, .timeout = 120)
     cli_result_free(&r);
 }
 
+/* With the default guards and the bundled (trained) model, an utterance whose words were
+ * committed is finished: the final goes on past the committed text (the log-prob threshold
+ * once cut it back to the committed prefix). */
+Test(partial, a_committed_utterance_is_finished_with_the_bundled_model, .timeout = 120)
+{
+    const char *bundled = fixture("samples/model");
+    char config[4096];
+    snprintf(config, sizeof config, "%s/config.json", bundled);
+    if (access(config, R_OK) != 0)
+        cr_skip_test("no bundled model in samples/model");
+    cli_result r = run_cli(ARGS("--model", bundled, "--partial", "--no-realtime", "-f", "jsonl",
+                                "--threads", "1", fixture("samples/audio/"
+                                                          "sense_and_sensibility_01_austen_64kb-"
+                                                          "0870.wav")),
+                           NULL, 0);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    partial_run p = check_events((const char *)r.out);
+    cr_assert_eq(p.finals, 1, "%s", r.out);
+    cr_assert_geq(p.first_commit, 0, "the trained model commits words:\n%s", r.out);
+    const char *last = strrchr((const char *)r.out, '\n');
+    const char *prev = last;
+    while (prev > (const char *)r.out && prev[-1] != '\n')
+        prev--;
+    /* the partial event before the final holds the last committed text */
+    const char *line_end = prev > (const char *)r.out ? prev - 1 : prev;
+    const char *line = line_end;
+    while (line > (const char *)r.out && line[-1] != '\n')
+        line--;
+    char *partial = strndup(line, (size_t)(line_end - line));
+    cJSON *e = cJSON_Parse(partial);
+    cr_assert(e, "%s", partial);
+    const char *committed = cJSON_GetStringValue(cJSON_GetObjectItem(e, "committed"));
+    cr_assert(committed, "%s", partial);
+    cr_expect_gt(strlen(p.last_final), strlen(committed) + 5,
+                 "final '%s' stops at the committed '%s'", p.last_final, committed);
+    cJSON_Delete(e);
+    free(partial);
+    free(p.last_final);
+    cli_result_free(&r);
+}
+
 Test(partial, pauses_end_utterances_and_txt_in_a_pipe_prints_the_finals, .timeout = 120)
 {
     cli_result j = run_cli(ARGS("--model", model(), "--partial", "--no-realtime", "-f", "jsonl",

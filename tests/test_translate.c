@@ -296,15 +296,16 @@ Test(translate, help_lists_the_translation_options)
     cli_result_free(&r);
 }
 
-Test(translate, features_with_the_wrong_number_of_bins_are_refused)
+/* A temporary .npy file of float32 data whose header claims `shape` (a Python tuple, e.g.
+ * "(4, 3)"), followed by `count` zeros whatever the shape says. The caller unlinks and frees. */
+static char *write_npy(const char *shape, size_t count)
 {
     char *path = strdup("/tmp/mtla-translate-XXXXXX.npy");
     int fd = mkstemps(path, 4);
     cr_assert(fd >= 0);
-    /* a valid .npy of shape (4, 3) */
     char header[128];
     int n = snprintf(header, sizeof header,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3), }");
+                     "{'descr': '<f4', 'fortran_order': False, 'shape': %s, }", shape);
     int pad = 64 - (10 + n + 1) % 64;
     unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n + pad + 1),
                                0};
@@ -313,9 +314,16 @@ Test(translate, features_with_the_wrong_number_of_bins_are_refused)
     for (int i = 0; i < pad; i++)
         cr_assert_eq(write(fd, " ", 1), 1);
     cr_assert_eq(write(fd, "\n", 1), 1);
-    float zeros[12] = {0};
-    cr_assert_eq(write(fd, zeros, sizeof zeros), (ssize_t)sizeof zeros);
+    float zero = 0.0f;
+    for (size_t i = 0; i < count; i++)
+        cr_assert_eq(write(fd, &zero, sizeof zero), (ssize_t)sizeof zero);
     close(fd);
+    return path;
+}
+
+Test(translate, features_with_the_wrong_number_of_bins_are_refused)
+{
+    char *path = write_npy("(4, 3)", 12); /* a valid .npy of shape (4, 3) */
     cli_result r =
         run_cli(ARGS("--model", model("transformer_mtla_s2"), "--input-features", path), NULL, 0);
     cr_expect_eq(r.status, 1);
@@ -325,27 +333,12 @@ Test(translate, features_with_the_wrong_number_of_bins_are_refused)
     free(path);
 }
 
-/* Found by tests/fuzz/fuzz_npy: a header of a few bytes claiming 2^32 x 4096 floats (64 TiB)
- * is reported as truncated, checked against the file's size before anything is allocated. */
+/* Found while writing tests/fuzz/fuzz_npy: a header of a few bytes claiming 2^32 x 4096
+ * floats (64 TiB) is reported as truncated, checked against the file's size before anything
+ * is allocated. */
 Test(translate, features_larger_than_their_file_are_truncated)
 {
-    char *path = strdup("/tmp/mtla-translate-XXXXXX.npy");
-    int fd = mkstemps(path, 4);
-    cr_assert(fd >= 0);
-    char header[128];
-    int n = snprintf(header, sizeof header,
-                     "{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4096), }");
-    int pad = 64 - (10 + n + 1) % 64;
-    unsigned char magic[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(n + pad + 1),
-                               0};
-    cr_assert_eq(write(fd, magic, 10), 10);
-    cr_assert_eq(write(fd, header, (size_t)n), n);
-    for (int i = 0; i < pad; i++)
-        cr_assert_eq(write(fd, " ", 1), 1);
-    cr_assert_eq(write(fd, "\n", 1), 1);
-    float some[16] = {0};
-    cr_assert_eq(write(fd, some, sizeof some), (ssize_t)sizeof some);
-    close(fd);
+    char *path = write_npy("(4294967296, 4096)", 16);
     cli_result r =
         run_cli(ARGS("--model", model("transformer_mtla_s2"), "--input-features", path), NULL, 0);
     cr_expect_eq(r.status, 1);

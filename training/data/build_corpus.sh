@@ -4,6 +4,7 @@
 #   build_corpus.sh --out DIR [--limit N] [--jobs N] [--seed S] [--debs DIR | --root DIR]
 #                   [--wheels DIR] [--pairs FILE] [--text-only] [--renditions N]
 #                   [--valid N] [--test N] [--holdout-voice V] [--max-seconds T]
+#                   [--no-human] [--max-pairs N]
 #
 #   --out DIR        where everything goes: DIR/text/{sentences,pairs}.tsv and their stats,
 #                    DIR/train.tsv valid.tsv test_voice.tsv, DIR/audio/, DIR/plan.tsv
@@ -16,6 +17,9 @@
 #   --wheels DIR     Python wheels to install first (fetch_debs.sh --wheels): into DIR/site
 #   --pairs FILE     skip the text part and speak these pairs (id, en, es, source)
 #   --text-only      stop after the pairs
+#   --no-human       Apertium's Spanish for every sentence (the human translations of
+#                    parallel.py are used by default: Bible verses, game dialogue, gettext)
+#   --max-pairs N    all human pairs, then Apertium pairs up to N in all (0 = all; default 0)
 #   --renditions N   utterances per train sentence, each with its own voice (default 1)
 #   --max-seconds T  synthesis starts no new work after T s; rerun to continue (exit 3)
 #   --valid N, --test N, --holdout-voice V, --chunk N: passed to synthesize.py (see there)
@@ -23,6 +27,7 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="" limit=0 jobs="$(nproc 2>/dev/null || echo 1)" seed=1 debs="" root="" pairs="" text_only=0 wheels=""
+human=1 max_pairs=0
 synth_args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,8 +40,10 @@ while [ $# -gt 0 ]; do
     --wheels) wheels="$2"; shift 2 ;;
     --pairs) pairs="$2"; shift 2 ;;
     --text-only) text_only=1; shift ;;
+    --no-human) human=0; shift ;;
+    --max-pairs) max_pairs="$2"; shift 2 ;;
     --renditions|--valid|--test|--holdout-voice|--max-seconds|--chunk) synth_args+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "build_corpus.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -80,10 +87,18 @@ if [ -z "$pairs" ]; then
   python3 "$here/sources.py" --out "$out/text/sentences.tsv" --stats "$out/text/sources_stats.json" \
     --limit "$limit" --seed "$seed"
   t1=$(date +%s)
-  python3 "$here/translate.py" --in "$out/text/sentences.tsv" --out "$out/text/pairs.tsv" \
-    --stats "$out/text/translate_stats.json" --jobs "$jobs"
+  human_args=()
+  if [ "$human" = 1 ]; then
+    python3 "$here/parallel.py" --out "$out/text/human.tsv" --stats "$out/text/human_stats.json" \
+      --limit "$limit" --seed "$seed"
+    human_args=(--human "$out/text/human.tsv")
+  fi
   t2=$(date +%s)
-  echo "text: sources $((t1 - t0)) s, apertium $((t2 - t1)) s" >&2
+  python3 "$here/translate.py" --in "$out/text/sentences.tsv" --out "$out/text/pairs.tsv" \
+    --stats "$out/text/translate_stats.json" --jobs "$jobs" --max-pairs "$max_pairs" \
+    ${human_args[@]+"${human_args[@]}"}
+  t3=$(date +%s)
+  echo "text: sources $((t1 - t0)) s, human pairs $((t2 - t1)) s, apertium $((t3 - t2)) s" >&2
   pairs="$out/text/pairs.tsv"
 fi
 [ "$text_only" = 1 ] && exit 0

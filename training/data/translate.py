@@ -2,9 +2,17 @@
 """Spanish targets for English sentences with Apertium (apertium, apertium-eng-spa).
 
     python3 translate.py --in sentences.tsv --out pairs.tsv [--root DIR] [--jobs N]
+                         [--human human.tsv] [--max-pairs N]
                          [--stats stats.json] [--check-unmarked N]
 
 Input: TSV id, source, en (sources.py). Output: TSV id, en, es, source.
+
+With --human (parallel.py's TSV id, source, en, es: translations written by people), every
+human pair is kept first, and Apertium translates only the sentences that have none (decided
+on sources.dedup_key, so "web" sentences that are whole Bible verses take Reina-Valera's
+Spanish). --max-pairs N then keeps all human pairs and a seeded choice of machine pairs (the
+lowest sha1 of their ids) up to N pairs in all, so that the corpus's size, and the time to
+speak it, stays what it was while its human share grows.
 
 Apertium runs in its marking mode (no -u): a word it does not know comes out as *word, one
 whose translation it cannot generate as #word, one missing from the bilingual dictionary as
@@ -17,6 +25,7 @@ marks ¿ ¡ that Apertium does not write (add_opening_marks). Pairs whose Spanis
 Asterisk Spanish prompt (the evaluation references) are dropped too.
 """
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
@@ -204,10 +213,26 @@ def main(argv=None):
     ap.add_argument("--stats", help="JSON file for the counts")
     ap.add_argument("--check-unmarked", type=int, default=0, metavar="N",
                     help="translate N kept sentences again with -u and count differences")
+    ap.add_argument("--human", help="human translations (parallel.py): used instead of Apertium")
+    ap.add_argument("--max-pairs", type=int, default=0, metavar="N",
+                    help="all human pairs, then machine pairs up to N pairs in all (0: no limit)")
     args = ap.parse_args(argv)
 
     root = DebRoot(args.root)
     rows = read_tsv(args.inp)
+    human = []
+    if args.human:
+        import parallel
+        human = parallel.read_tsv(args.human)
+        human_keys = {sources.dedup_key(h["en"]) for h in human}
+        covered = sum(1 for r in rows if sources.dedup_key(r["en"]) in human_keys)
+        rows = [r for r in rows if sources.dedup_key(r["en"]) not in human_keys]
+    if args.max_pairs:
+        # Apertium keeps about 70% of sentences: translate a little more than the room left.
+        room = max(0, args.max_pairs - len(human))
+        order = sorted(rows, key=lambda r: hashlib.sha1(r["id"].encode()).hexdigest())
+        pick = {r["id"] for r in order[:int(room / 0.6) + 100]}
+        rows = [r for r in rows if r["id"] in pick]
     t0 = time.time()
     es_raw = translate_all(root, [r["en"] for r in rows], args.jobs, args.batch)
     seconds = time.time() - t0
@@ -236,9 +261,22 @@ def main(argv=None):
             continue
         kept.append((r["id"], r["en"], es, r["source"]))
 
+    if args.max_pairs:
+        room = max(0, args.max_pairs - len(human))
+        if len(kept) < room:
+            print("translate.py: only %d machine pairs for %d places" % (len(kept), room),
+                  file=sys.stderr)
+        order = sorted(kept, key=lambda k: hashlib.sha1(k[0].encode()).hexdigest())
+        pick = {k[0] for k in order[:room]}
+        kept = [k for k in kept if k[0] in pick]
+    machine = len(kept)
+    human_kept = [(h["id"], h["en"], h["es"], h["source"]) for h in human]
+    kept = human_kept + kept
+
     check = None
-    if args.check_unmarked and kept:
-        sample = kept[:: max(1, len(kept) // args.check_unmarked)][:args.check_unmarked]
+    if args.check_unmarked and machine:
+        machine_pairs = kept[len(human_kept):]
+        sample = machine_pairs[:: max(1, machine // args.check_unmarked)][:args.check_unmarked]
         # Both modes on the same list, so that only -u (not the neighbours) can differ.
         texts = [k[1] for k in sample]
         marked = translate_all(root, texts, args.jobs, args.batch)
@@ -252,10 +290,14 @@ def main(argv=None):
     per_source = {}
     for r in rows:
         per_source.setdefault(r["source"], [0, 0])[0] += 1
+    for h in human:
+        per_source.setdefault(h["source"], [0, 0])[0] += 1
     for k in kept:
         per_source[k[3]][1] += 1
     stats = {
-        "sentences": len(rows), "pairs": len(kept), "dropped": dropped,
+        "sentences": len(rows), "pairs": len(kept), "human_pairs": len(human_kept),
+        "machine_pairs": machine, "max_pairs": args.max_pairs,
+        "sentences_with_human_translation": covered if args.human else 0, "dropped": dropped,
         "sentences_with_marks": sentences_with_marks_by_kind,
         "words": words_total, "marked_words": words_marked,
         "marked_word_rate": (words_marked / words_total) if words_total else 0.0,

@@ -105,6 +105,74 @@ def test_opening_marks():
         assert got == want, (raw, got, want)
 
 
+def test_parallel_rules():
+    import parallel as pa
+    assert pa.modern_spelling("Y fué la luz, y dió á su Hijo; Fué ó no.") == "Y fue la luz, y dio a su Hijo; Fue o no."
+    assert pa.sentence_case_opening("LEVANTÁNDOSE entonces toda la multitud.") == "Levantándose entonces toda la multitud."
+    assert pa.sentence_case_opening("Y él dijo.") == "Y él dijo."
+    assert pa.sentence_case_opening("¡AY de mí!") == "¡Ay de mí!"
+    assert pa.normalise_spanish("\u00abHola\u00bb , dijo \u2014 \u00bf qu\u00e9 tal ?") == "Hola, dijo, ¿qué tal?"
+    en = "Where is the file?"
+    assert pa.spanish_keep_reason("¿Dónde está el archivo?", en) is None
+    cases = {
+        "¿Dónde está el %s?": "chars",
+        "¿Dónde está el _archivo?": "chars",
+        "<b>Dónde</b> está?": "chars",
+        "dónde está el archivo?": "start",
+        "Dónde está el archivo": "end",
+        "Está el archivo.": "final_mark",
+        "Dónde está el archivo?": "opening_mark",
+        "Where is the file?": "untranslated",
+        "¿Qué?": "length",
+        "Visite www.ejemplo.com ahora mismo por favor?": "url",
+    }
+    for es, why in cases.items():
+        got = pa.spanish_keep_reason(es, en)
+        assert got == why, (es, got, why)
+
+
+def test_parallel_bible_alignment():
+    import parallel as pa
+    en = {"Job 1:1": "A1", "Job 1:2": "A2", "Job 2:1": "B1", "Job 2:2": "B2", "Job 3:1": "C1"}
+    es = {"Job 1:1": "a1", "Job 1:2": "a2", "Job 2:1": "b1", "Job 2:2": "b2", "Job 2:3": "b3",
+          "Job 3:1": ""}
+    # Chapter 2 is numbered differently (2 against 3 verses): left out; an empty verse too.
+    assert pa.align_keys(en, es) == [("A1", "a1"), ("A2", "a2")]
+
+
+def test_parallel_fillets_reader():
+    import parallel as pa
+    text = ('\ndialogId("x-a", "font_big", "Are you \\"sure\\"?")\n'
+            'dialogStr("¿Estás \\"seguro\\"?")\n\n'
+            'dialogId("x-b", "font_small", "Untranslated line.")\n')
+    assert pa.lua_dialogues(text) == [("x-a", 'Are you "sure"?', '¿Estás "seguro"?'),
+                                      ("x-b", "Untranslated line.", None)]
+
+
+def test_parallel_gettext_catalog():
+    import parallel as pa
+    try:
+        import polib
+    except ImportError:
+        print("     (polib missing: catalog reader not checked)")
+        return
+    po = polib.POFile()
+    po.metadata = {"Content-Type": "text/plain; charset=UTF-8"}
+    po.append(polib.POEntry(msgid="Please enter your password.", msgstr="Introduzca su contraseña."))
+    po.append(polib.POEntry(msgid="Untranslated message here.", msgstr=""))
+    po.append(polib.POEntry(msgid="One file", msgid_plural="%d files", msgstr_plural={0: "Un archivo", 1: "%d archivos"}))
+    po.append(polib.POEntry(msgid="Open", msgstr="Abrir", msgctxt="menu"))
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "es.mo")
+        po.save_as_mofile(path)
+        got = list(pa.catalog_pairs(path))
+        with open(os.path.join(d, "bad.mo"), "wb") as f:
+            f.write(b"\x00not a catalog")
+        assert list(pa.catalog_pairs(os.path.join(d, "bad.mo"))) == []
+    assert ("Please enter your password.", "Introduzca su contraseña.") in got, got
+    assert ("Open", "Abrir") in got and len(got) == 2, got
+
+
 def test_marks():
     import translate as t
     assert t.has_marks("Quiero mi perro, dijo el *glorp.")
@@ -207,6 +275,8 @@ def missing_tools():
         ("/usr/share/games/fortunes/fortunes", "fortunes-min"),
         ("/usr/share/wordnet/data.noun", "wordnet-base"),
         ("/usr/share/sword/mods.d/engWEB2015eb.conf", "sword-text-web"),
+        ("/usr/share/sword/mods.d/spaRV1909eb.conf", "sword-text-sparv"),
+        ("/usr/share/games/fillets-ng/script", "fillets-ng-data"),
         ("/usr/share/dictd/gcide.index", "dict-gcide"),
         ("/usr/share/dictd/jargon.index", "dict-jargon"),
         ("/usr/share/dictd/devil.index", "dict-devil"),
@@ -223,6 +293,16 @@ def missing_tools():
     for path, pkg in needs:
         if not os.path.exists(root.path(path)):
             missing.append("Debian package " + pkg)
+    try:
+        import polib  # noqa: F401
+    except ImportError:
+        missing.append("Python package polib")
+    if root.root == "/":
+        import parallel
+        for pkg in parallel.GETTEXT_PACKAGES:
+            if subprocess.run(["dpkg-query", "-W", pkg], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode != 0:
+                missing.append("Debian package " + pkg)
     for prog, pkg in (("mod2imp", "libsword-utils"), ("apertium-wblank-mode", "apertium"),
                       ("lt-proc", "lttoolbox"), ("espeak-ng", "espeak-ng"), ("festival", "festival")):
         if root.which(prog) is None:
@@ -317,6 +397,23 @@ def end_to_end(work):
             for r in rows:
                 assert s.dedup_key(r["en"]) not in forbidden, r["en"]
 
+    def human_translations():
+        # --limit 200 also samples 200 human pairs; they reach the manifests with their own
+        # Spanish, and no sentence of theirs was sent to Apertium as well.
+        import parallel
+        human = parallel.read_tsv(os.path.join(out, "text", "human.tsv"))
+        assert len(human) == 200, len(human)
+        by_key = {s.dedup_key(h["en"]): h for h in human}
+        def source(r):
+            return r["id"].split("-", 1)[0]  # ids are <source>-<sha1>-<rendition>
+        got = [r for _, rows in manifests.values() for r in rows if source(r) in parallel.SOURCES]
+        assert got, "no human pair in the manifests"
+        for r in got:
+            h = by_key[s.dedup_key(r["en"])]
+            assert r["es"] == h["es"] and source(r) == h["source"], (r, h)
+        machine = [r for _, rows in manifests.values() for r in rows if source(r) not in parallel.SOURCES]
+        assert machine and not any(s.dedup_key(r["en"]) in by_key for r in machine)
+
     def austen_reader():
         import rlazyload
         root = DebRoot()
@@ -341,6 +438,7 @@ def end_to_end(work):
     for name, fn in [("e2e manifest columns", columns), ("e2e audio 16 kHz FLAC", audio),
                      ("e2e splits disjoint", splits_disjoint), ("e2e held-out voice", held_out_voice),
                      ("e2e spanish marks", spanish), ("e2e no asterisk prompt text", no_evaluation_text),
+                     ("e2e human translations", human_translations),
                      ("e2e janeaustenr reader", austen_reader), ("e2e deterministic", deterministic)]:
         check(name, fn)
 
@@ -351,7 +449,10 @@ def main():
         keep = sys.argv[2]
     for name, fn in [("filters", test_filters), ("normalise", test_normalise),
                      ("split sentences", test_split_sentences), ("opening marks", test_opening_marks),
-                     ("apertium marks", test_marks)]:
+                     ("apertium marks", test_marks), ("parallel: spanish rules", test_parallel_rules),
+                     ("parallel: bible alignment", test_parallel_bible_alignment),
+                     ("parallel: fillets reader", test_parallel_fillets_reader),
+                     ("parallel: gettext catalog", test_parallel_gettext_catalog)]:
         check(name, fn)
     # The other rule checks import synthesize.py and augment.py, which need numpy and soxr.
     try:

@@ -438,6 +438,8 @@ static int translate_features_file(batch *b, const char *path, output_writer *w)
     double seconds = (double)rows * b->ctx.fbank.frame_shift_ms / 1000.0;
     b->ctx.audio_seconds += seconds;
     int bad = output_record(w, 0.0, seconds, tr.text, tr.score) != 0;
+    if (bad)
+        b->ctx.output_errno = errno ? errno : EIO;
     mtla_translation_free(&tr);
     return bad ? EXIT_OUTPUT : EXIT_OK;
 }
@@ -479,6 +481,8 @@ static int translate_tokens(batch *b, const char *path, FILE *out)
     for (int32_t i = 0; i < tr.token_count; i++)
         bad |= fprintf(out, i ? " %d" : "%d", (int)tr.tokens[i]) < 0;
     bad |= fputc('\n', out) == EOF || fflush(out) != 0;
+    if (bad)
+        b->ctx.output_errno = errno ? errno : EIO;
     mtla_translation_free(&tr);
     return bad ? EXIT_OUTPUT : EXIT_OK;
 }
@@ -492,8 +496,10 @@ static int translate_one(batch *b, const input_item *it, FILE *out)
     int timestamps = b->o->segment;
     const char *name = strcmp(it->path, "-") == 0 ? "standard input" : it->path;
     if (output_begin(&w, out, b->o->format, timestamps, strcmp(it->path, "-") ? it->path : "-") !=
-        0)
+        0) {
+        b->ctx.output_errno = errno ? errno : EIO;
         return EXIT_OUTPUT;
+    }
     if (b->o->input_features)
         return translate_features_file(b, it->path, &w);
     mtla_audio *audio = cli_open_audio(it->path, b->io, b->ctx.fbank.sample_rate);
@@ -553,10 +559,62 @@ static int run_to_directory(batch *b, const input_item *it)
     }
     if (status != EXIT_OK) {
         if (status == EXIT_OUTPUT)
-            cli_error("cannot write '%s': %s", path, strerror(errno));
+            cli_error("cannot write '%s': %s", path, strerror(b->ctx.output_errno));
         atomic_file_abort(&out);
     }
     return status;
+}
+
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* A run killed by SIGKILL or a crash leaves the temporary file it was writing. Before
+ * translating, every directory this run writes to loses the temporary files of writers that
+ * are dead (atomic_file.h), so that a resumed run leaves nothing behind. */
+static void remove_stale_temporaries(const batch *b, const input_list *inputs)
+{
+    char **dirs = calloc(inputs->count ? inputs->count : 1, sizeof *dirs);
+    size_t n = 0, removed = 0;
+    char path[PATH_MAX], message[PATH_MAX + 256];
+    if (!dirs) {
+        cli_error("out of memory");
+        return;
+    }
+    for (size_t i = 0; i < inputs->count; i++) {
+        if (output_path(b, &inputs->items[i], path, sizeof path) != 0)
+            continue;
+        *strrchr(path, '/') = '\0'; /* output_path puts OUTDIR/ first */
+        if ((n == 0 || strcmp(dirs[n - 1], path) != 0) && (dirs[n] = strdup(path)))
+            n++;
+    }
+    if (n > 0)
+        qsort(dirs, n, sizeof *dirs, by_string);
+    for (size_t i = 0; i < n; i++)
+        if ((i == 0 || strcmp(dirs[i], dirs[i - 1]) != 0) &&
+            atomic_file_remove_stale(dirs[i], &removed, message, sizeof message) != 0 &&
+            !b->o->quiet)
+            cli_error("%s", message);
+    for (size_t i = 0; i < n; i++)
+        free(dirs[i]);
+    free(dirs);
+    if (removed && !b->o->quiet)
+        cli_error("removed %zu temporary file%s left by an interrupted run", removed,
+                  removed == 1 ? "" : "s");
+}
+
+/* Standard output refused a write, or its reader went away (EPIPE). A closed pipe ends the run
+ * as it ends cat or grep: by SIGPIPE, quietly (status 141 in a shell), unless SIGPIPE is
+ * ignored, when it is reported like any other failure (exit 3). */
+static void standard_output_failed(int error)
+{
+    struct sigaction sa;
+    if (error == EPIPE && sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        fflush(stderr);
+        raise(SIGPIPE);
+    }
+    cli_error("cannot write to standard output: %s", strerror(error));
 }
 
 int cmd_translate(int argc, char **argv)
@@ -633,6 +691,7 @@ int cmd_translate(int argc, char **argv)
     batch b = {.o = &o, .io = &io, .total = inputs.count, .started = now_seconds()};
     b.ctx.stop = &stop_requested;
     b.ctx.verbose = o.verbose;
+    b.ctx.watch_stdout = !o.output_dir;
     b.ctx.fbank = mtla_model_fbank_params(model);
     b.ctx.vad = mtla_vad_default_params();
     b.ctx.vad.sample_rate = b.ctx.fbank.sample_rate;
@@ -676,17 +735,27 @@ int cmd_translate(int argc, char **argv)
     for (size_t i = 0; i < inputs.count; i++)
         b.bytes_total += inputs.items[i].bytes > 0 ? inputs.items[i].bytes : 0;
 
+    if (o.output_dir)
+        remove_stale_temporaries(&b, &inputs);
     int output_failed = 0;
     for (size_t i = 0; i < inputs.count && !output_failed && !stop_requested; i++) {
         const input_item *it = &inputs.items[i];
         progress_line(&b, it->relative);
         size_t skipped = b.skipped;
-        int st = o.output_dir ? run_to_directory(&b, it) : translate_one(&b, it, stdout);
+        int st;
+        if (o.output_dir) {
+            st = run_to_directory(&b, it);
+        } else if (output_closed(STDOUT_FILENO)) {
+            b.ctx.output_errno = EPIPE;
+            st = EXIT_OUTPUT;
+        } else {
+            st = translate_one(&b, it, stdout);
+        }
         b.bytes_done += it->bytes > 0 ? it->bytes : 0;
         if (st == EXIT_OUTPUT) {
             output_failed = 1; /* a full disk or a closed pipe: stop, earlier outputs stand */
             if (!o.output_dir)
-                cli_error("cannot write to standard output: %s", strerror(errno));
+                standard_output_failed(b.ctx.output_errno ? b.ctx.output_errno : EIO);
         } else if (st != EXIT_OK) {
             b.failed++;
         } else if (!stop_requested && b.skipped == skipped) {

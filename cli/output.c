@@ -1,6 +1,7 @@
 #include "output.h"
 
 #include <math.h>
+#include <poll.h>
 #include <string.h>
 
 int output_format_parse(const char *name)
@@ -95,4 +96,10 @@ int output_record(output_writer *w, double start, double end, const char *text, 
     }
     w->cues++;
     return fflush(f) == 0 && !ferror(f) ? 0 : -1;
+}
+
+int output_closed(int fd)
+{
+    struct pollfd p = {.fd = fd, .events = 0};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP)) != 0;
 }

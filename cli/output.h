@@ -29,5 +29,9 @@ int output_begin(output_writer *w, FILE *f, output_format format, int timestamps
 int output_record(output_writer *w, double start, double end, const char *text, float score);
 /* Writes `s` as a JSON string literal: quotes, backslashes and control characters escaped. */
 void output_json_string(FILE *f, const char *s);
+/* 1 when nothing written to `fd` can be read any more: a pipe or socket whose reader has gone
+ * (`mtla-st - | head -1` after head has exited; poll reports POLLERR or POLLHUP). Files and
+ * terminals never are. Does not block. */
+int output_closed(int fd);
 
 #endif

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -14,7 +15,8 @@ typedef struct printer {
     FILE *out;
     int32_t rate;
     size_t printed; /* txt to a pipe: bytes of the open utterance's text already written */
-    int failed;     /* the output refused a write */
+    int failed;     /* the output refused a write (errno: `error`) or its reader went away */
+    int error;
 } printer;
 
 static void print_jsonl(FILE *f, const mtla_stream_event *e, int32_t rate)
@@ -66,8 +68,10 @@ static void on_event(const mtla_stream_event *e, void *user)
             p->printed = 0;
         }
     }
-    if (ferror(f) || fflush(f) != 0)
+    if (ferror(f) || fflush(f) != 0) {
         p->failed = 1;
+        p->error = errno ? errno : EIO;
+    }
 }
 
 static double now_seconds(void)
@@ -87,12 +91,16 @@ static void sleep_until(double when)
 }
 
 /* 1 when `fd` has data (or an end or error to report) now, or within `ms` (-1: until a
- * signal or data); 0 otherwise, or when a stop was requested. */
-static int readable(int fd, int ms, volatile sig_atomic_t *stop)
+ * signal or data); 0 otherwise, or when a stop was requested; -1 when the reader of a watched
+ * standard output has gone away (output_closed). */
+static int readable(int fd, int ms, const translate_ctx *ctx)
 {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (!*stop) {
-        int n = poll(&p, 1, ms);
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+                          {.fd = ctx->watch_stdout ? STDOUT_FILENO : -1, .events = 0}};
+    while (!*ctx->stop) {
+        int n = poll(p, 2, ms);
+        if (n > 0 && (p[1].revents & (POLLERR | POLLHUP)))
+            return -1;
         if (n > 0)
             return 1;
         if (n == 0)
@@ -101,6 +109,13 @@ static int readable(int fd, int ms, volatile sig_atomic_t *stop)
             return 1; /* let the read report it */
     }
     return 0;
+}
+
+/* The output's reader went away: what is translated next would be lost. */
+static void reader_gone(printer *pr)
+{
+    pr->failed = 1;
+    pr->error = EPIPE;
 }
 
 /* Reads until buf holds `want` samples or the input ends (*eof). */
@@ -153,7 +168,10 @@ int translate_partial(translate_ctx *ctx, const partial_options *o, mtla_audio *
         size_t n = 0;
         if (fd >= 0) {
             /* A live stream: wait for audio, then take everything that has arrived. */
-            if (!mtla_audio_ready(audio) && !readable(fd, -1, ctx->stop))
+            int ready = mtla_audio_ready(audio) ? 1 : readable(fd, -1, ctx);
+            if (ready < 0)
+                reader_gone(&pr);
+            if (ready <= 0)
                 break;
             do {
                 size_t got = 0;
@@ -164,7 +182,10 @@ int translate_partial(translate_ctx *ctx, const partial_options *o, mtla_audio *
                 eof = got == 0;
                 n += got;
             } while (status == EXIT_OK && !eof && n + chunk * 4 <= capacity &&
-                     (mtla_audio_ready(audio) || readable(fd, 0, ctx->stop)));
+                     (mtla_audio_ready(audio) || readable(fd, 0, ctx) > 0));
+        } else if (ctx->watch_stdout && output_closed(STDOUT_FILENO)) {
+            reader_gone(&pr);
+            break;
         } else if (o->realtime) {
             /* A file as if live: the audio due by now, at least 100 ms more than fed. */
             double next = started + (double)(fed + (int64_t)chunk) / rate;
@@ -214,8 +235,10 @@ int translate_partial(translate_ctx *ctx, const partial_options *o, mtla_audio *
     }
     mtla_stream_free(s);
     free(buf);
-    if (pr.failed)
+    if (pr.failed) {
+        ctx->output_errno = pr.error;
         return EXIT_OUTPUT;
+    }
     if (status == EXIT_OK && fed == 0) {
         cli_error("%s: no audio", name);
         status = EXIT_INPUT;

@@ -30,7 +30,8 @@ typedef struct partial_options {
 
 /* Translates `audio` (opened by the caller; `fd` >= 0 when it is a stream read from that
  * descriptor) to `out`. ctx->stop (SIGINT/SIGTERM) or the end of input finishes the open
- * utterance with its final event. Returns EXIT_OK, EXIT_INPUT or EXIT_OUTPUT. */
+ * utterance with its final event. Returns EXIT_OK, EXIT_INPUT or EXIT_OUTPUT (ctx->output_errno
+ * says why; EPIPE when the reader of a watched standard output went away). */
 int translate_partial(translate_ctx *ctx, const partial_options *options, mtla_audio *audio, int fd,
                       const char *name, FILE *out);
 

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -123,18 +124,22 @@ static void translate_span(run *r, int64_t start, int64_t end, int whole)
             r->status = EXIT_INPUT;
         }
     } else if (output_record(r->w, s0, s1, tr.text, tr.score) != 0) {
-        cli_error("cannot write the translation of %s: %s", r->name, strerror(errno));
+        ctx->output_errno = errno ? errno : EIO;
         r->status = EXIT_OUTPUT;
     }
     mtla_translation_free(&tr);
 }
 
-/* Waits until `fd` is readable; 0 when a stop was requested meanwhile. */
-static int wait_readable(int fd, volatile sig_atomic_t *stop)
+/* Waits until `fd` is readable: 1; 0 when a stop was requested meanwhile; -1 when the reader
+ * of a watched standard output went away (nobody would see what is translated next). */
+static int wait_readable(const translate_ctx *ctx, int fd)
 {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    while (!*stop) {
-        int n = poll(&p, 1, -1);
+    struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+                          {.fd = ctx->watch_stdout ? STDOUT_FILENO : -1, .events = 0}};
+    while (!*ctx->stop) {
+        int n = poll(p, 2, -1);
+        if (n > 0 && (p[1].revents & (POLLERR | POLLHUP)))
+            return -1;
         if (n > 0)
             return 1;
         if (n < 0 && errno != EINTR)
@@ -169,7 +174,14 @@ int translate_audio(translate_ctx *ctx, mtla_audio *audio, int fd, const char *n
     float chunk[4096];
 
     while (r.status == EXIT_OK) {
-        if (fd >= 0 && !wait_readable(fd, ctx->stop))
+        int ready = fd >= 0 ? wait_readable(ctx, fd)
+                            : ctx->watch_stdout && output_closed(STDOUT_FILENO) ? -1 : 1;
+        if (ready < 0) {
+            ctx->output_errno = EPIPE;
+            r.status = EXIT_OUTPUT;
+            break;
+        }
+        if (ready == 0)
             break; /* SIGINT/SIGTERM: finish what was heard */
         size_t got = 0;
         if (mtla_audio_read(audio, chunk, sizeof chunk / sizeof chunk[0], &got, &err) != MTLA_OK) {
@@ -227,7 +239,7 @@ int translate_audio(translate_ctx *ctx, mtla_audio *audio, int fd, const char *n
                 double end = (double)(r.window.base + (int64_t)r.window.count) / r.rate;
                 if (output_record(w, 0.0, end, r.joined.text,
                                   (float)(r.joined.score_sum / r.joined.pieces)) != 0) {
-                    cli_error("cannot write the translation of %s: %s", name, strerror(errno));
+                    ctx->output_errno = errno ? errno : EIO;
                     r.status = EXIT_OUTPUT;
                 }
             }

@@ -31,6 +31,12 @@ typedef struct translate_ctx {
     mtla_vad_params vad;
     volatile sig_atomic_t *stop; /* set by SIGINT/SIGTERM: finish the open utterance, stop */
     int verbose;
+    /* Results go to standard output: it is watched while waiting for input, so that a reader
+     * that has gone away ends the run at once (output_closed). */
+    int watch_stdout;
+    /* Why the output failed (an errno value) when a call returned EXIT_OUTPUT; the caller,
+     * which knows where the output goes, says so once. */
+    int output_errno;
     /* totals over every input, for the summary */
     double audio_seconds;
     double compute_seconds;
@@ -39,7 +45,8 @@ typedef struct translate_ctx {
 /* Translates `audio` (opened by the caller; `fd` >= 0 when it is a stream read from that
  * descriptor, so that a signal can interrupt the wait) and writes records to `w`. Returns
  * EXIT_OK, EXIT_INPUT (after reporting on stderr; records of the audio before the problem are
- * still written) or EXIT_OUTPUT. */
+ * still written) or EXIT_OUTPUT (ctx->output_errno says why: a failed write, or EPIPE when
+ * the reader of a watched standard output went away). */
 int translate_audio(translate_ctx *ctx, mtla_audio *audio, int fd, const char *name,
                     segment_mode mode, output_writer *w);
 

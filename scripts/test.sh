@@ -17,9 +17,11 @@ echo "== AddressSanitizer + UndefinedBehaviorSanitizer build and tests"
 cmake -S . -B build-sanitize -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMTLA_ST_SANITIZE=ON \
   -DMTLA_ST_CUDA=OFF
 cmake --build build-sanitize -j "$jobs"
-# The two-hour streaming test runs a quarter of an hour of audio here: the sanitizers make it
-# about ten times slower, and memory growth shows within minutes.
-MTLA_TEST_STREAM_HOURS=0.25 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+# The two-hour streaming test and the --partial soak run a quarter of an hour of audio here, and
+# the killed-and-resumed directory run 200 files: the sanitizers make them about ten times
+# slower, and memory growth shows within minutes.
+MTLA_TEST_STREAM_HOURS=0.25 MTLA_TEST_PARTIAL_HOURS=0.25 MTLA_TEST_RESUME_FILES=200 \
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1 ctest --test-dir build-sanitize --output-on-failure -j "$jobs"
 
 echo "== Fuzz harnesses, 30 s each on their corpus (docs/fuzzing.md)"

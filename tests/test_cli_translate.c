@@ -85,56 +85,11 @@ static int count_lines(const char *text)
 
 /* ------------------------------------------------------------------ live standard input */
 
-typedef struct child {
-    pid_t pid;
-    int in, out;
-} child;
-
-static child spawn(const char *const *argv)
-{
-    int in[2], out[2];
-    cr_assert(pipe(in) == 0 && pipe(out) == 0);
-    signal(SIGPIPE, SIG_IGN);
-    child c;
-    c.pid = fork();
-    if (c.pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[0]), close(in[1]), close(out[0]), close(out[1]);
-        execv(MTLA_CLI_PATH, (char *const *)argv);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    c.in = in[1];
-    c.out = out[0];
-    return c;
-}
-
-/* Everything the child writes until it closes stdout; its exit status. */
-static char *finish(child *c, int *status)
-{
-    size_t cap = 1 << 16, n = 0;
-    char *text = malloc(cap);
-    ssize_t got;
-    while ((got = read(c->out, text + n, cap - 1 - n)) > 0) {
-        n += (size_t)got;
-        if (n + 1 == cap)
-            text = realloc(text, cap *= 2);
-    }
-    text[n] = '\0';
-    close(c->out);
-    int raw;
-    waitpid(c->pid, &raw, 0);
-    *status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
-    return text;
-}
-
 Test(stream, a_translation_appears_while_standard_input_is_open, .timeout = 120)
 {
     size_t size;
     unsigned char *wav = read_file(fixture(SPEECH), &size);
-    child c = spawn(ARGS("--model", model(), "-"));
+    cli_child c = cli_spawn(ARGS("--model", model(), "-"), 0);
     /* The header and the first 4.3 s: sentence 1 ends at 3.3 s, then 1 s of pause. */
     size_t first = 44 + (size_t)(4.3 * 16000) * 2;
     cr_assert_eq(write(c.in, wav, first), (ssize_t)first);
@@ -146,7 +101,7 @@ Test(stream, a_translation_appears_while_standard_input_is_open, .timeout = 120)
     cr_assert_eq(write(c.in, wav + first, size - first), (ssize_t)(size - first));
     close(c.in);
     int status;
-    char *rest = finish(&c, &status);
+    char *rest = cli_child_finish(&c, &status, NULL);
     cr_expect_eq(status, 0);
     cr_expect_eq(count_lines(rest), 3, "three more utterances, got:\n%s", rest);
     free(rest);
@@ -159,7 +114,7 @@ static void check_open_utterance_is_flushed(int signal_number)
 {
     size_t size;
     unsigned char *wav = read_file(fixture(SPEECH), &size);
-    child c = spawn(ARGS("--model", model(), "-"));
+    cli_child c = cli_spawn(ARGS("--model", model(), "-"), 0);
     size_t part = 44 + (size_t)(2.5 * 16000) * 2;
     cr_assert_eq(write(c.in, wav, part), (ssize_t)part);
     if (signal_number) {
@@ -169,7 +124,7 @@ static void check_open_utterance_is_flushed(int signal_number)
         close(c.in);
     }
     int status;
-    char *out = finish(&c, &status);
+    char *out = cli_child_finish(&c, &status, NULL);
     if (signal_number)
         close(c.in);
     cr_expect_eq(count_lines(out), 1, "the open utterance, got '%s'", out);
@@ -193,21 +148,6 @@ Test(stream, sigterm_translates_the_open_utterance, .timeout = 60)
     check_open_utterance_is_flushed(SIGTERM);
 }
 
-static long rss_kib(pid_t pid)
-{
-    char path[64], line[256];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    long kib = -1;
-    if (!f)
-        return -1;
-    while (fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
-            break;
-    fclose(f);
-    return kib;
-}
-
 /* Hours of audio (speech and pauses, repeated) through a pipe as fast as it is taken: memory
  * must stay flat. MTLA_TEST_STREAM_HOURS overrides the 2 hours (the sanitizer run uses less). */
 Test(stream, hours_of_audio_keep_memory_flat, .timeout = 1800)
@@ -217,7 +157,7 @@ Test(stream, hours_of_audio_keep_memory_flat, .timeout = 1800)
     unsigned char *wav = read_file(fixture(SPEECH), &size);
     const unsigned char *pcm = wav + 44;
     size_t pcm_bytes = size - 44;
-    child c = spawn(ARGS("--model", model(), "--raw", "-b", "1", "-"));
+    cli_child c = cli_spawn(ARGS("--model", model(), "--raw", "-b", "1", "-"), 0);
     int64_t total = (int64_t)(hours * 3600 * 16000 * 2), sent = 0;
     long first_rss = -1, max_rss = 0;
     time_t started = time(NULL);
@@ -239,7 +179,7 @@ Test(stream, hours_of_audio_keep_memory_flat, .timeout = 1800)
         cr_assert_eq(write(c.in, pcm, n), (ssize_t)n, "the child stopped reading");
         sent += (int64_t)n;
         if (sent >= next_sample) {
-            long rss = rss_kib(c.pid);
+            long rss = process_rss_kib(c.pid);
             if (first_rss < 0 && sent > (int64_t)(600 * 16000 * 2))
                 first_rss = rss; /* after 10 minutes: buffers have reached their size */
             if (rss > max_rss)
@@ -249,7 +189,7 @@ Test(stream, hours_of_audio_keep_memory_flat, .timeout = 1800)
     }
     close(c.in);
     int status;
-    char *out = finish(&c, &status);
+    char *out = cli_child_finish(&c, &status, NULL);
     double audio_s = (double)sent / 32000.0, wall = difftime(time(NULL), started);
     int lines = drained_lines + count_lines(out);
     int repeats = (int)(sent / (int64_t)pcm_bytes);
@@ -784,7 +724,7 @@ static void check_partial_flush(int signal_number)
 {
     size_t size;
     unsigned char *wav = read_file(fixture(SPEECH), &size);
-    child c = spawn(ARGS("--model", model(), "--partial", "-f", "jsonl", NO_GUARDS, "-"));
+    cli_child c = cli_spawn(ARGS("--model", model(), "--partial", "-f", "jsonl", NO_GUARDS, "-"), 0);
     size_t part = 44 + (size_t)(2.5 * 16000) * 2;
     cr_assert_eq(write(c.in, wav, part), (ssize_t)part);
     if (signal_number) {
@@ -794,7 +734,7 @@ static void check_partial_flush(int signal_number)
         close(c.in);
     }
     int status;
-    char *out = finish(&c, &status);
+    char *out = cli_child_finish(&c, &status, NULL);
     if (signal_number)
         close(c.in);
     cr_expect_eq(status, signal_number ? 128 + signal_number : 0);

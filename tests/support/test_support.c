@@ -122,6 +122,90 @@ static int drain(int fd, unsigned char **buf, size_t *size, size_t *cap)
     return got > 0;
 }
 
+cli_child cli_spawn(const char *const *argv, int flags)
+{
+    int in[2], out[2], err[2];
+    cr_assert(pipe(in) == 0 && pipe(out) == 0 && pipe(err) == 0);
+    signal(SIGPIPE, SIG_IGN);
+    cli_child c;
+    c.pid = fork();
+    cr_assert(c.pid >= 0);
+    if (c.pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        close(in[0]), close(in[1]), close(out[0]), close(out[1]), close(err[0]), close(err[1]);
+        signal(SIGPIPE, flags & CLI_SPAWN_IGNORE_SIGPIPE ? SIG_IGN : SIG_DFL);
+        size_t n = 0;
+        while (argv[n])
+            n++;
+        char **args = calloc(n + 1, sizeof *args);
+        args[0] = (char *)MTLA_CLI_PATH;
+        for (size_t i = 1; i < n; i++)
+            args[i] = (char *)argv[i];
+        execv(MTLA_CLI_PATH, args);
+        _exit(127);
+    }
+    close(in[0]), close(out[1]), close(err[1]);
+    c.in = in[1];
+    c.out = out[0];
+    c.err = err[0];
+    return c;
+}
+
+char *cli_child_finish(cli_child *c, int *status, char **err)
+{
+    if (c->in >= 0)
+        close(c->in);
+    c->in = -1;
+    unsigned char *out_buf = NULL, *err_buf = NULL;
+    size_t out_size = 0, out_cap = 0, err_size = 0, err_cap = 0;
+    int out_open = 1, err_open = 1;
+    while (out_open || err_open) {
+        struct pollfd fds[2] = {{out_open ? c->out : -1, POLLIN, 0},
+                                {err_open ? c->err : -1, POLLIN, 0}};
+        if (poll(fds, 2, -1) < 0) {
+            cr_assert(errno == EINTR, "poll: %s", strerror(errno));
+            continue;
+        }
+        if (fds[0].revents)
+            out_open = drain(c->out, &out_buf, &out_size, &out_cap);
+        if (fds[1].revents)
+            err_open = drain(c->err, &err_buf, &err_size, &err_cap);
+    }
+    close(c->out), close(c->err);
+    int raw;
+    while (waitpid(c->pid, &raw, 0) < 0)
+        cr_assert(errno == EINTR);
+    *status = WIFEXITED(raw) ? WEXITSTATUS(raw) : 128 + WTERMSIG(raw);
+    if (!out_buf)
+        out_buf = calloc(1, 1);
+    out_buf[out_size] = '\0';
+    if (!err_buf)
+        err_buf = calloc(1, 1);
+    err_buf[err_size] = '\0';
+    if (err)
+        *err = (char *)err_buf;
+    else
+        free(err_buf);
+    return (char *)out_buf;
+}
+
+long process_rss_kib(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    long kib = -1;
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
 cli_result run_cli(const char *const *argv, const void *input, size_t input_size)
 {
     return run_cli_limited(argv, input, input_size, 0);

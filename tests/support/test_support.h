@@ -48,6 +48,29 @@ cli_result run_cli_limited(const char *const *argv, const void *input, size_t in
                            long file_size_limit);
 void cli_result_free(cli_result *r);
 
+/* A running mtla-st whose standard input, output and error are pipes held by the test (for
+ * live streams, closed pipes and kills). SIGPIPE is ignored in the test process, so writing to
+ * a child that has gone fails instead of killing the test. */
+typedef struct cli_child {
+    int pid;
+    int in, out, err; /* write to `in`; read `out` and `err` */
+} cli_child;
+
+enum {
+    CLI_SPAWN_IGNORE_SIGPIPE = 1 /* the child starts with SIGPIPE ignored (as under some
+                                    supervisors), so a write to a closed pipe fails with EPIPE */
+};
+
+/* Starts mtla-st with `argv` (argv[0] is ignored); `flags`: CLI_SPAWN_*. */
+cli_child cli_spawn(const char *const *argv, int flags);
+/* Closes `in` if still open, reads stdout (returned, NUL-terminated) and stderr (into *err when
+ * not NULL, else dropped) until the child closes them, and reaps it: *status is its exit
+ * status, or 128 + signal number. */
+char *cli_child_finish(cli_child *c, int *status, char **err);
+
+/* Resident set size of process `pid` in KiB (VmRSS), or -1 when it is gone. */
+long process_rss_kib(int pid);
+
 /* A new empty directory /tmp/mtla-test-XXXXXX (malloc'ed path); aborts the test on failure. */
 char *make_temp_dir(void);
 /* "dir/name", malloc'ed. */

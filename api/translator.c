@@ -37,7 +37,7 @@ struct mtla_translator {
 
 mtla_translator_params mtla_translator_default_params(void)
 {
-    mtla_translator_params p = {.threads = 0, .device = -1};
+    mtla_translator_params p = {.threads = 0, .device = -1, .dtype = MTLA_COMPUTE_FP32};
     return p;
 }
 
@@ -103,10 +103,18 @@ static mtla_status create_backend(mtla_translator *t, const mtla_translator_para
                                   mtla_error *err)
 {
     if (params->device < 0) {
-        t->ops = mtla_ops_cpu_create(params->threads);
+        t->ops = params->dtype == MTLA_COMPUTE_FP32 ? mtla_ops_cpu_create(params->threads)
+                                                    : mtla_ops_cpu_create_reduced(params->threads);
         return t->ops ? MTLA_OK
-                      : mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for the backend");
+                      : mtla_fail(err, MTLA_ERR_NO_MEMORY,
+                                  params->dtype == MTLA_COMPUTE_FP32
+                                      ? "out of memory for the backend"
+                                      : "out of memory for the backend, or no oneDNN CPU engine");
     }
+    if (params->dtype != MTLA_COMPUTE_FP32)
+        return mtla_fail(err, MTLA_ERR_UNSUPPORTED,
+                         "dtype %s is for the CPU; CUDA device %d computes in fp32",
+                         mtla_compute_dtype_name(params->dtype), (int)params->device);
     char message[1024];
     const mtla_cuda_backend *cuda = mtla_cuda_backend_load(message, sizeof message);
     if (cuda)
@@ -141,6 +149,10 @@ mtla_status mtla_translator_create(const mtla_model *model, const mtla_translato
     if (params->threads < 0)
         return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT, "threads must be >= 0 (got %d)",
                          (int)params->threads);
+    if (!mtla_compute_dtype_name(params->dtype)[0])
+        return mtla_fail(err, MTLA_ERR_INVALID_ARGUMENT,
+                         "dtype must be MTLA_COMPUTE_FP32, _BF16 or _INT8 (got %d)",
+                         (int)params->dtype);
     mtla_translator *t = calloc(1, sizeof *t);
     if (!t)
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory for a translator");
@@ -150,7 +162,7 @@ mtla_status mtla_translator_create(const mtla_model *model, const mtla_translato
     if (st == MTLA_OK && t->config->frontend.type == MTLA_FRONTEND_WHISPER)
         st = mtla_whisper_mel_create(t->config->frontend.fbank.num_mel_bins, &t->whisper_mel, err);
     if (st == MTLA_OK)
-        st = mtla_weights_create(t->ops, model->dir, &t->weights, err);
+        st = mtla_weights_create_dtype(t->ops, model->dir, params->dtype, &t->weights, err);
     if (st == MTLA_OK)
         st = mtla_encoder_create(t->ops, t->weights, t->config, &t->encoder, err);
     if (st == MTLA_OK)

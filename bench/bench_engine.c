@@ -7,6 +7,10 @@
  *   INPUT                 fbank features as .npy (frames x num_mel_bins float32, before CMVN,
  *                         what `mtla-st features` writes) or any audio file
  *   --threads T           CPU threads (OpenMP and OpenBLAS), default 1
+ *   --dtype D             fp32 (default), bf16 or int8: the linear layers' weights
+ *                         (docs/engine.md "Reduced precision"); weight_MiB reports the weight
+ *                         memory the engine made for it (converted matrices), rss_MiB the
+ *                         process's resident memory once the weights are bound and faulted in
  *   --beams 1,5,50        beam sizes, default 1,5,50
  *   --steps N             decoder steps per search, default 100
  *   --encoder-reps R      timed encoder runs after one untimed one; the median (enc_ms) and
@@ -50,6 +54,7 @@ typedef struct options {
     const char *model_dir;
     const char *input;
     int threads;
+    mtla_compute_dtype dtype;
     int beams[MAX_BEAMS];
     int nbeams;
     int steps;
@@ -170,7 +175,7 @@ static void pr_gemm(const mtla_ops *ops, int ta, int tb, int64_t m, int64_t n, i
     PROFILED(P_GEMM, in->gemm(in, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc));
 }
 static void pr_linear(const mtla_ops *ops, const float *x, int64_t rows, int64_t din,
-                      const float *w, const float *bias, int64_t dout, float *y)
+                      const mtla_matrix *w, const float *bias, int64_t dout, float *y)
 {
     PROFILED(P_LINEAR, in->linear(in, x, rows, din, w, bias, dout, y));
 }
@@ -273,6 +278,7 @@ static void profiler_init(profiler *p, const mtla_ops *inner)
     t->name = inner->name;
     t->state = p;
     t->host_memory = inner->host_memory;
+    t->matrix_types = inner->matrix_types;
     t->alloc = pr_alloc;
     t->free = pr_free;
     t->upload = pr_upload;
@@ -355,7 +361,8 @@ static int parse_int(const char *text, int lo, int hi, int *out)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: bench_engine [--threads T] [--beams 1,5,50] [--steps N] "
+    fprintf(f, "usage: bench_engine [--threads T] [--dtype fp32|bf16|int8] [--beams 1,5,50] "
+               "[--steps N] "
                "[--encoder-reps R] [--decode-reps R] [--profile] [--no-header] MODEL_DIR "
                "INPUT\n");
 }
@@ -376,6 +383,13 @@ static int parse_options(int argc, char **argv, options *o)
         int bad = 0;
         if (strcmp(a, "--threads") == 0 && v)
             bad = parse_int(v, 1, 1024, &o->threads), i++;
+        else if (strcmp(a, "--dtype") == 0 && v) {
+            bad = 1;
+            for (int d = MTLA_COMPUTE_FP32; d <= MTLA_COMPUTE_INT8; d++)
+                if (strcmp(v, mtla_compute_dtype_name((mtla_compute_dtype)d)) == 0)
+                    o->dtype = (mtla_compute_dtype)d, bad = 0;
+            i++;
+        }
         else if (strcmp(a, "--beams") == 0 && v)
             bad = parse_beams(v, o), i++;
         else if (strcmp(a, "--steps") == 0 && v)
@@ -493,6 +507,20 @@ static const char *base_name(const char *path)
 
 /* ------------------------------------------------------------------ measurements */
 
+/* VmRSS of /proc/self/status in MiB; -1 where it cannot be read. */
+static double resident_mib(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kib = -1.0;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kib = strtod(line + 6, NULL);
+    if (f)
+        fclose(f);
+    return kib < 0 ? -1.0 : kib / 1024.0;
+}
+
 /* Per-hypothesis cache bytes after the start token and lengths[i] text tokens, on one
  * hypothesis fed arbitrary in-vocabulary tokens (the bytes do not depend on which). */
 static int cache_curve(mtla_decoder_state *state, const mtla_vocab_config *vocab,
@@ -544,7 +572,8 @@ int main(int argc, char **argv)
     if (!features)
         return 1;
 
-    mtla_ops *cpu = mtla_ops_cpu_create(o.threads);
+    mtla_ops *cpu = o.dtype == MTLA_COMPUTE_FP32 ? mtla_ops_cpu_create(o.threads)
+                                                 : mtla_ops_cpu_create_reduced(o.threads);
     if (!cpu) {
         fprintf(stderr, "bench_engine: out of memory\n");
         return 1;
@@ -564,7 +593,7 @@ int main(int argc, char **argv)
     mtla_encoder *enc = NULL;
     mtla_decoder *dec = NULL;
     mtla_decoder_state *state = NULL;
-    if (mtla_weights_create(ops, dir, &weights, &err) != MTLA_OK ||
+    if (mtla_weights_create_dtype(ops, dir, o.dtype, &weights, &err) != MTLA_OK ||
         mtla_encoder_create(ops, weights, cfg, &enc, &err) != MTLA_OK ||
         mtla_decoder_create(ops, weights, cfg, &dec, &err) != MTLA_OK ||
         mtla_decoder_state_create(dec, &state, &err) != MTLA_OK) {
@@ -611,6 +640,8 @@ int main(int argc, char **argv)
         profiler_reset(prof);
     }
     double enc_ms = 1e3 * median(enc_times, o.encoder_reps); /* sorts: [0] is the best */
+    double weight_mib = (double)mtla_weights_owned_bytes(weights) / (1 << 20);
+    double rss_mib = resident_mib();
     double enc_best_ms = 1e3 * enc_times[0];
 
     /* ---- cache bytes as the output grows */
@@ -625,7 +656,7 @@ int main(int argc, char **argv)
         printf(
             "engine\tmodel\tattention\ts\tthreads\tbeam\tsteps\tframes\tprompt\tenc_ms\t"
             "enc_best_ms\tstep_ms\tdecode_s\tshared_B\thyp_B@%d\thyp_B@%d\thyp_B@%d\ttotal_B@%d\t"
-            "total_B@%d\ttotal_B@%d\n",
+            "total_B@%d\ttotal_B@%d\tdtype\tweight_MiB\trss_MiB\n",
             lengths[0], lengths[1], lengths[2], lengths[0], lengths[1], lengths[2]);
 
     /* ---- beam searches of exactly steps + 1 decoder calls */
@@ -678,7 +709,7 @@ int main(int argc, char **argv)
             printf("\t%lld", (long long)per_hyp[i]);
         for (int i = 0; i < 3; i++)
             printf("\t%.0f", (double)shared / beam + (double)per_hyp[i]);
-        printf("\n");
+        printf("\t%s\t%.1f\t%.1f\n", mtla_compute_dtype_name(o.dtype), weight_mib, rss_mib);
         fflush(stdout);
     }
 

@@ -3,7 +3,7 @@
 (tools/reference) on the same model directory and features, with the same TSV columns
 (engine "torch").
 
-  python3 bench/bench_oracle.py [--threads T] [--beams 1,5,50] [--steps N]
+  python3 bench/bench_oracle.py [--threads T] [--dtype fp32|bf16] [--beams 1,5,50] [--steps N]
       [--encoder-reps R] [--decode-reps R] [--profile] [--no-header] MODEL_DIR FEATURES.npy
 
 FEATURES.npy: raw fbank (frames x 80, before CMVN), as `mtla-st features` writes it; the
@@ -21,8 +21,14 @@ model's CMVN is applied outside the timed part, as bench_engine does.
   For MTLA s >= 2 the state is the authors' module's (prev_kv_t, prev_k_pe and a per-row
   step counter, infer_steps, 4 bytes per hypothesis per layer).
 
+--dtype bf16 runs the encoder and the searches under torch.autocast("cpu", torch.bfloat16),
+PyTorch's own reduced-precision CPU inference: linear layers and matrix products in bfloat16
+(oneDNN), the rest in float32. The dtype column says which; weight_MiB and rss_MiB (the
+engine's columns) are left empty ("-").
+
 torch.set_num_threads(T) and set_num_interop_threads(1) before anything runs.
 """
+import contextlib
 import argparse
 import pathlib
 import statistics
@@ -93,6 +99,7 @@ def main():
     ap.add_argument("model_dir")
     ap.add_argument("features")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
     ap.add_argument("--beams", default="1,5,50")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--encoder-reps", type=int, default=3)
@@ -114,7 +121,9 @@ def main():
     att = cfg["decoder"]["attention"]
     s = att.get("down_rate", 1)
 
-    with torch.no_grad():
+    precision = (torch.autocast("cpu", dtype=torch.bfloat16) if a.dtype == "bf16"
+                 else contextlib.nullcontext())
+    with torch.no_grad(), precision:
         times = []
         project(encode(x, cfg, W), cfg, W)  # untimed, as bench_engine's first run
         for _ in range(a.encoder_reps):
@@ -130,7 +139,8 @@ def main():
             print("\t".join(["engine", "model", "attention", "s", "threads", "beam", "steps",
                              "frames", "prompt", "enc_ms", "enc_best_ms", "step_ms", "decode_s",
                              "shared_B"] +
-                            [f"hyp_B@{L}" for L in lengths] + [f"total_B@{L}" for L in lengths]))
+                            [f"hyp_B@{L}" for L in lengths] + [f"total_B@{L}" for L in lengths] +
+                            ["dtype", "weight_MiB", "rss_MiB"]))
         for B in beams:
             times = []
             for _ in range(a.decode_reps):
@@ -158,7 +168,7 @@ def main():
             row = ["torch", name, att["type"], s, a.threads, B, N, len(fbank), P.shape[0],
                    f"{enc_ms:.1f}", f"{enc_best_ms:.1f}", f"{1e3 * total / (N + 1):.3f}",
                    f"{total:.3f}", 0]
-            row += per_hyp + [f"{h:.0f}" for h in per_hyp]
+            row += per_hyp + [f"{h:.0f}" for h in per_hyp] + [a.dtype, "-", "-"]
             print("\t".join(str(v) for v in row), flush=True)
 
 

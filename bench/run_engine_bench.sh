@@ -20,6 +20,10 @@
 #   ENCODER_REPS [5]  DECODE_REPS [1]   runs per measurement; the median is reported
 #
 #   ROUNDS   [2]   times each (threads, model) pair is measured
+#   NAMES    models to run ["mha mla mtla_s2 mtla_s3 mtla_s4"]
+#   DTYPES   the engine's --dtype values, space-separated ["fp32"]; with more than one (or
+#            ORACLE_DTYPES bf16) a table per dtype follows (docs/engine.md "Reduced precision")
+#   ORACLE_DTYPES  the oracle's: fp32 and/or bf16 (torch.autocast) ["fp32"]
 #   SUMMARY_ONLY=1  only print the tables of the TSV files already in RESULTS
 #
 # This machine is shared, and other work on it can slow any one run down by 50 % or more. So
@@ -39,13 +43,15 @@ BEAMS="${BEAMS:-1,5,50}"
 ENCODER_REPS="${ENCODER_REPS:-5}"
 DECODE_REPS="${DECODE_REPS:-1}"
 ROUNDS="${ROUNDS:-2}"
-NAMES="mha mla mtla_s2 mtla_s3 mtla_s4"
+NAMES="${NAMES:-mha mla mtla_s2 mtla_s3 mtla_s4}"
+DTYPES="${DTYPES:-fp32}"
+ORACLE_DTYPES="${ORACLE_DTYPES:-fp32}"
 
 cmake -S "$SRC" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DMTLA_ST_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j2 --target bench_engine mtla-st >/dev/null
 
 need_models=0
-for name in $NAMES; do
+for name in mha mla mtla_s2 mtla_s3 mtla_s4; do
   [[ -f "$MODELS/$name/model.safetensors" ]] || need_models=1
 done
 if [[ $need_models == 1 || ! -f "$MODELS/input_10s.wav" ]]; then
@@ -64,23 +70,30 @@ if [[ "${SUMMARY_ONLY:-0}" != 1 ]]; then
 header_c=1
 header_t=1
 start=$(date +%s)
-echo "# $(date -u +%FT%TZ) steps $STEPS, beams $BEAMS, threads $THREADS, rounds $ROUNDS;" \
+echo "# $(date -u +%FT%TZ) steps $STEPS, beams $BEAMS, threads $THREADS, rounds $ROUNDS," \
+  "models $NAMES, dtypes $DTYPES, oracle $ORACLE_DTYPES;" \
   "load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 run_engine() { # threads model
-  local flags=(--threads "$1" --beams "$BEAMS" --steps "$STEPS" --encoder-reps "$ENCODER_REPS"
-               --decode-reps "$DECODE_REPS")
-  [[ $header_c == 1 ]] || flags+=(--no-header)
-  header_c=0
-  "$BUILD/bench/bench_engine" "${flags[@]}" "$MODELS/$2" "$MODELS/input_10s.npy" \
-    | tee -a "$engine_tsv"
+  local d
+  for d in $DTYPES; do
+    local flags=(--threads "$1" --dtype "$d" --beams "$BEAMS" --steps "$STEPS"
+                 --encoder-reps "$ENCODER_REPS" --decode-reps "$DECODE_REPS")
+    [[ $header_c == 1 ]] || flags+=(--no-header)
+    header_c=0
+    "$BUILD/bench/bench_engine" "${flags[@]}" "$MODELS/$2" "$MODELS/input_10s.npy" \
+      | tee -a "$engine_tsv"
+  done
 }
 run_oracle() { # threads model
-  local flags=(--threads "$1" --beams "$BEAMS" --steps "$STEPS" --encoder-reps "$ENCODER_REPS"
-               --decode-reps "$DECODE_REPS")
-  [[ $header_t == 1 ]] || flags+=(--no-header)
-  header_t=0
-  python3 "$SRC/bench/bench_oracle.py" "${flags[@]}" "$MODELS/$2" "$MODELS/input_10s.npy" \
-    | tee -a "$oracle_tsv"
+  local d
+  for d in $ORACLE_DTYPES; do
+    local flags=(--threads "$1" --dtype "$d" --beams "$BEAMS" --steps "$STEPS"
+                 --encoder-reps "$ENCODER_REPS" --decode-reps "$DECODE_REPS")
+    [[ $header_t == 1 ]] || flags+=(--no-header)
+    header_t=0
+    python3 "$SRC/bench/bench_oracle.py" "${flags[@]}" "$MODELS/$2" "$MODELS/input_10s.npy" \
+      | tee -a "$oracle_tsv"
+  done
 }
 for t in $THREADS; do
   for round in $(seq 1 "$ROUNDS"); do
@@ -110,11 +123,12 @@ def read(path):
         return list(csv.DictReader(f, delimiter="\t"))
 
 def best(rows):
-    """One row per (model, threads, beam): the fastest round, with the spread of step_ms
+    """One row per (model, threads, beam, dtype): the fastest round, with the spread of step_ms
     (slowest / fastest round) and the fastest encoder run of any round."""
     groups = {}
     for r in rows:
-        groups.setdefault((r["model"], r["threads"], r["beam"]), []).append(r)
+        r.setdefault("dtype", "fp32")
+        groups.setdefault((r["model"], r["threads"], r["beam"], r["dtype"]), []).append(r)
     out = []
     for g in groups.values():
         steps = [float(r["step_ms"]) for r in g]
@@ -125,7 +139,9 @@ def best(rows):
         out.append(r)
     return out
 
-engine, oracle = best(read(sys.argv[1])), best(read(sys.argv[2]))
+engine_all, oracle_all = best(read(sys.argv[1])), best(read(sys.argv[2]))
+engine = [r for r in engine_all if r["dtype"] == "fp32"]
+oracle = [r for r in oracle_all if r["dtype"] == "fp32"]
 key = lambda r: (r["model"], r["threads"], r["beam"])
 torch_rows = {key(r): r for r in oracle}
 cols = [c for c in engine[0] if c.startswith("hyp_B@")]
@@ -177,5 +193,53 @@ for name, r in at50.items():
     print(f"| {name} | {r['s']} | " +
           " | ".join(f"{tot('mla', L) / tot(name, L):.2f}" for L in lengths) + " | " +
           " | ".join(f"{tot('mha', L) / tot(name, L):.2f}" for L in lengths) + " |")
+
+# Per dtype: the engine in each of its dtypes beside torch in fp32 and bf16 (autocast).
+dtypes = sorted({r["dtype"] for r in engine_all}, key=["fp32", "bf16", "int8"].index)
+tdtypes = sorted({r["dtype"] for r in oracle_all}, key=["fp32", "bf16"].index)
+if len(dtypes) > 1 or tdtypes != ["fp32"]:
+    at = {(r["model"], r["threads"], r["beam"], r["dtype"]): r for r in engine_all}
+    tat = {(r["model"], r["threads"], r["beam"], r["dtype"]): r for r in oracle_all}
+    cells = [f"C {d}" for d in dtypes] + [f"torch {d}" for d in tdtypes]
+    print("\n### Reduced precision: encoder ms and ms per decoder step per dtype\n")
+    print("best C = the fastest C dtype; ratios are torch fp32 (and torch bf16) over it.\n")
+    print("| threads | model | beam | " + " | ".join(f"enc {c}" for c in cells) +
+          " | enc torch fp32 / best C | " + " | ".join(f"step {c}" for c in cells) +
+          " | step torch fp32 / best C | step torch bf16 / best C |")
+    print("|---:|---|---:|" + "---:|" * (2 * len(cells) + 3))
+    for r in engine:
+        k = key(r)
+        e = [at.get(k + (d,)) for d in dtypes]
+        t = [tat.get(k + (d,)) for d in tdtypes]
+        enc = [x["enc"] if x else float("nan") for x in e + t]
+        step = [float(x["step_ms"]) if x else float("nan") for x in e + t]
+        c_enc, c_step = min(enc[:len(dtypes)]), min(step[:len(dtypes)])
+        t32 = tat.get(k + ("fp32",))
+        tb = tat.get(k + ("bf16",))
+        print(f"| {r['threads']} | {r['model']} | {r['beam']} | " +
+              " | ".join(f"{v:.0f}" for v in enc) +
+              (f" | {t32['enc'] / c_enc:.2f}x | " if t32 else " | - | ") +
+              " | ".join(f"{v:.2f}" for v in step) +
+              (f" | {float(t32['step_ms']) / c_step:.2f}x" if t32 else " | -") +
+              (f" | {float(tb['step_ms']) / c_step:.2f}x |" if tb else " | - |"))
+    threads = sorted({r["threads"] for r in engine_all}, key=int)
+    if len(threads) > 1:
+        lo, hi = threads[0], threads[-1]
+        print(f"\n### Threads: time with {lo} over time with {hi} (C)\n")
+        print("| model | beam | dtype | encoder | step |")
+        print("|---|---:|---|---:|---:|")
+        for (m, t, b, d), r in sorted(at.items()):
+            if t != lo or (m, hi, b, d) not in at:
+                continue
+            h = at[(m, hi, b, d)]
+            print(f"| {m} | {b} | {d} | {r['enc'] / h['enc']:.2f}x | "
+                  f"{float(r['step_ms']) / float(h['step_ms']):.2f}x |")
+    rss = {(r["model"], r["dtype"]): r for r in engine_all if r.get("rss_MiB")}
+    if rss:
+        print("\n### Weight memory (C): what the engine made for the dtype, and the RSS once bound\n")
+        print("| model | dtype | converted weights MiB | RSS MiB |")
+        print("|---|---|---:|---:|")
+        for (m, d), r in sorted(rss.items()):
+            print(f"| {m} | {d} | {float(r['weight_MiB']):.1f} | {float(r['rss_MiB']):.1f} |")
 EOF
 echo "# total $(( $(date +%s) - start )) s; load $(cut -d' ' -f1-3 /proc/loadavg)" >&2

@@ -56,6 +56,8 @@ enum {
 /* Parses a whole number in [min, max]; prints a usage error naming `what` on failure. */
 int cli_parse_int(const char *arg, const char *what, long min, long max, long *out);
 int cli_parse_float(const char *arg, const char *what, double min, double max, double *out);
+/* --dtype fp32|bf16|int8; 0 with a message when `arg` is none of them. */
+int cli_parse_dtype(const char *arg, mtla_compute_dtype *out);
 
 /* Opens INPUT ("-" is standard input) as 16 kHz mono audio; prints the error on failure. */
 mtla_audio *cli_open_audio(const char *input, const cli_input_options *o, int32_t rate);

@@ -43,7 +43,8 @@ enum {
     OPT_REALTIME,
     OPT_NO_REALTIME,
     OPT_LOGPROB_THRESHOLD,
-    OPT_REPEAT_LIMIT
+    OPT_REPEAT_LIMIT,
+    OPT_DTYPE
 };
 
 void translate_usage(FILE *out)
@@ -63,6 +64,8 @@ void translate_usage(FILE *out)
         "  -t, --threads N       CPU threads (default 0: all cores)\n"
         "  --device D            cpu (default) or cuda[:N], CUDA device N (0); the CUDA\n"
         "                        backend has not been validated on a GPU yet\n"
+        "  --dtype T             weights of the linear layers on the CPU: fp32 (default, the\n"
+        "                        reference), bf16 or int8 (faster; see docs/engine.md)\n"
         "\n"
         "Decoding (defaults from the model's config.json):\n"
         "  -b, --beam N          beam size; 1 is greedy decoding\n"
@@ -121,6 +124,7 @@ typedef struct translate_options {
     const char *files_from;
     int threads;
     int device; /* -1: CPU */
+    mtla_compute_dtype dtype;
     int print_tokens, input_features, segment, overwrite, quiet, verbose;
     int shard_k, shard_n;
     output_format format;
@@ -172,6 +176,7 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
         {"model", required_argument, NULL, 'm'},
         {"threads", required_argument, NULL, 't'},
         {"device", required_argument, NULL, OPT_DEVICE},
+        {"dtype", required_argument, NULL, OPT_DTYPE},
         {"beam", required_argument, NULL, 'b'},
         {"lenpen", required_argument, NULL, OPT_LENPEN},
         {"max-len-a", required_argument, NULL, OPT_MAX_LEN_A},
@@ -227,6 +232,10 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
                     cli_error("--device must be cpu, cuda or cuda:N, not '%s'", optarg);
                 return EXIT_USAGE;
             }
+            break;
+        case OPT_DTYPE:
+            if (!cli_parse_dtype(optarg, &o->dtype))
+                return EXIT_USAGE;
             break;
         case 'b':
             if (!cli_parse_int(optarg, "--beam", 1, 4096, &o->beam))
@@ -712,6 +721,7 @@ int cmd_translate(int argc, char **argv)
     mtla_translator_params tp = mtla_translator_default_params();
     tp.threads = o.threads;
     tp.device = o.device;
+    tp.dtype = o.dtype;
     if (mtla_translator_create(model, &tp, &b.ctx.translator, &err) != MTLA_OK) {
         cli_error("%s", err.message);
         mtla_model_close(model);

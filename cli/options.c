@@ -53,6 +53,18 @@ int cli_parse_float(const char *arg, const char *what, double min, double max, d
     return 1;
 }
 
+int cli_parse_dtype(const char *arg, mtla_compute_dtype *out)
+{
+    const mtla_compute_dtype all[] = {MTLA_COMPUTE_FP32, MTLA_COMPUTE_BF16, MTLA_COMPUTE_INT8};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(arg, mtla_compute_dtype_name(all[i])) == 0) {
+            *out = all[i];
+            return 1;
+        }
+    cli_error("--dtype must be fp32, bf16 or int8, not '%s'", arg);
+    return 0;
+}
+
 int cli_input_option(cli_input_options *o, int id, const char *arg)
 {
     long v;

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "core/fileio.h"
@@ -537,11 +539,8 @@ static mtla_status load_tensors(mtla_model_dir *m, mtla_error *err)
     TRY(match_tensors(m, set, err));
 
     m->tensors = calloc(m->tensor_count, sizeof *m->tensors);
-    int *mapped = calloc(set->file_count ? set->file_count : 1, sizeof *mapped);
-    if (!m->tensors || !mapped) {
-        free(mapped);
+    if (!m->tensors)
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory loading tensors");
-    }
     const int little_endian = host_is_little_endian();
     for (size_t i = 0; i < m->tensor_count; i++) {
         const mtla_st_tensor *t = mtla_safetensors_set_find(set, m->specs[i].name);
@@ -551,32 +550,20 @@ static mtla_status load_tensors(mtla_model_dir *m, mtla_error *err)
         memcpy(out->shape, t->shape, sizeof out->shape);
         out->count = (size_t)t->count;
         out->stored = t->dtype;
-        if (t->dtype == MTLA_DTYPE_F32 && little_endian &&
-            (uintptr_t)t->data % _Alignof(float) == 0) {
+        out->raw = t->data;
+        if (t->count > SIZE_MAX / sizeof(float))
+            return mtla_fail(err, MTLA_ERR_NO_MEMORY, "tensor '%s' is too large", out->name);
+        if (t->dtype != MTLA_DTYPE_F32)
+            continue; /* converted when first looked up */
+        if (little_endian && (uintptr_t)t->data % _Alignof(float) == 0) {
             out->data = (const float *)(const void *)t->data;
-            mapped[t->file_index] = 1;
             continue;
         }
-        if (t->count > SIZE_MAX / sizeof(float) ||
-            !(out->owned = malloc((size_t)t->count * sizeof(float)))) {
-            free(mapped);
+        if (!(out->owned = malloc((size_t)t->count * sizeof(float))))
             return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory converting tensor '%s'",
                              out->name);
-        }
         mtla_convert_to_f32(t->dtype, t->data, t->count, out->owned);
         out->data = out->owned;
-    }
-    /* Files nothing points into are released now; the tensors keep their converted copies. */
-    int any = 0;
-    for (size_t f = 0; f < set->file_count; f++) {
-        if (!mapped[f])
-            mtla_safetensors_set_unmap(set, f);
-        any |= mapped[f];
-    }
-    free(mapped);
-    if (!any) {
-        mtla_safetensors_set_close(set);
-        m->weights = NULL;
     }
     return MTLA_OK;
 }
@@ -603,6 +590,13 @@ mtla_status mtla_model_dir_open(const char *path, mtla_model_dir **out, mtla_err
         return mtla_fail(err, MTLA_ERR_NO_MEMORY, "out of memory opening model directory '%s'",
                          path);
     }
+    if (pthread_mutex_init(&m->convert_lock, NULL) != 0) {
+        free(m->path);
+        free(m);
+        return mtla_fail(err, MTLA_ERR_NO_MEMORY, "cannot make a lock for model directory '%s'",
+                         path);
+    }
+    m->convert_lock_made = 1;
     /* Cheap checks first: a wrong vocabulary is found before any tensor is converted. */
     mtla_status st = load_config(m, err);
     if (st == MTLA_OK)
@@ -629,6 +623,8 @@ void mtla_model_dir_close(mtla_model_dir *m)
     free(m->tensors);
     free(m->specs);
     mtla_safetensors_set_close(m->weights);
+    if (m->convert_lock_made)
+        pthread_mutex_destroy(&m->convert_lock);
     free(m->pieces);
     free(m->vocab_text);
     free(m->tokenizer_path);
@@ -636,7 +632,43 @@ void mtla_model_dir_close(mtla_model_dir *m)
     free(m);
 }
 
+void mtla_model_dir_release(const mtla_tensor *t)
+{
+    const unsigned char *raw = t->raw;
+    size_t bytes = t->count * mtla_dtype_size(t->stored);
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0)
+        return;
+    uintptr_t begin = ((uintptr_t)raw + (uintptr_t)page - 1) / (uintptr_t)page * (uintptr_t)page;
+    uintptr_t end = ((uintptr_t)raw + bytes) / (uintptr_t)page * (uintptr_t)page;
+    if (end > begin)
+        madvise((void *)begin, end - begin, MADV_DONTNEED);
+}
+
 const mtla_tensor *mtla_model_dir_tensor(const mtla_model_dir *m, const char *name)
+{
+    const mtla_tensor *t = mtla_model_dir_stored(m, name);
+    if (!t)
+        return NULL;
+    /* The conversion is the one mutation of an open model: made once, under the lock, so
+     * that concurrent lookups see either nothing or the finished copy. */
+    mtla_model_dir *dir = (mtla_model_dir *)m;
+    mtla_tensor *mt = (mtla_tensor *)t;
+    pthread_mutex_lock(&dir->convert_lock);
+    if (!mt->data) {
+        mt->owned = malloc((mt->count ? mt->count : 1) * sizeof(float));
+        if (mt->owned) {
+            mtla_convert_to_f32(mt->stored, mt->raw, mt->count, mt->owned);
+            mt->data = mt->owned;
+            mtla_model_dir_release(mt);
+        }
+    }
+    const float *data = mt->data;
+    pthread_mutex_unlock(&dir->convert_lock);
+    return data ? mt : NULL;
+}
+
+const mtla_tensor *mtla_model_dir_stored(const mtla_model_dir *m, const char *name)
 {
     if (!m || !name || !m->tensors)
         return NULL;

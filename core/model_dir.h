@@ -7,10 +7,14 @@
  * tokenizer.model (a non-empty regular file), the tensor files (core/safetensors.h), and that
  * the tensors are exactly those mtla_model_tensor_specs lists for the config, with the same
  * shapes. F32 tensors are used in place in the read-only mapping when aligned (copied
- * otherwise); F16 and BF16 are converted to fp32 at load. */
+ * otherwise). F16 and BF16 tensors are converted to fp32 the first time they are looked up
+ * (mtla_model_dir_tensor), so that a translator computing in bf16 or int8 (core/weights.h),
+ * which reads the stored bytes (`raw`), never makes an fp32 copy of them. The mappings stay
+ * open while the model is. */
 #ifndef MTLA_CORE_MODEL_DIR_H
 #define MTLA_CORE_MODEL_DIR_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,9 +51,11 @@ typedef struct mtla_tensor {
     int32_t ndim;
     int64_t shape[MTLA_TENSOR_MAX_DIMS];
     size_t count;      /* elements */
-    const float *data; /* count floats */
-    float *owned; /* data, when converted or copied at load; NULL when data is in the mapping */
-    mtla_dtype stored; /* dtype in the file */
+    const float *data; /* count floats; for F16/BF16 NULL until looked up (see above) */
+    float *owned; /* data, when converted or copied; NULL when data is in the mapping */
+    mtla_dtype stored;        /* dtype in the file */
+    const unsigned char *raw; /* the stored bytes in the mapping: count elements of `stored`,
+                                 little-endian, any alignment */
 } mtla_tensor;
 
 typedef struct mtla_model_dir {
@@ -62,14 +68,23 @@ typedef struct mtla_model_dir {
     char **pieces; /* vocab.txt: pieces[id], config.vocab.size of them */
     char *vocab_text;
     char *tokenizer_path;          /* the SentencePiece model */
-    mtla_safetensors_set *weights; /* mappings that F32 tensors point into; NULL if none */
+    mtla_safetensors_set *weights; /* the mappings `raw` (and in-place F32 data) point into */
+    pthread_mutex_t convert_lock;  /* serialises the fp32 conversion of a lookup */
+    int convert_lock_made;
 } mtla_model_dir;
 
 mtla_status mtla_model_dir_open(const char *path, mtla_model_dir **out, mtla_error *err);
 void mtla_model_dir_close(mtla_model_dir *dir);
 
-/* The tensor named `name`, or NULL. */
+/* The tensor named `name` with its fp32 data (converted now if it was not yet), or NULL when
+ * there is no such tensor or no memory for its conversion. Any thread may call it. */
 const mtla_tensor *mtla_model_dir_tensor(const mtla_model_dir *dir, const char *name);
+/* The tensor named `name` as stored, without converting it: `data` may be NULL, `raw` is set. */
+const mtla_tensor *mtla_model_dir_stored(const mtla_model_dir *dir, const char *name);
+/* Drops the whole pages of t's stored bytes from the process's memory once a converted copy
+ * is made: the mapping is read-only, so a later read of `raw` (or of in-place F32 data) reads
+ * them from the file again. Keeps the resident size at the converted copies' size. */
+void mtla_model_dir_release(const mtla_tensor *t);
 /* The same with a printf-style name, e.g. ("decoder.layers.%d.fc1.weight", layer). */
 const mtla_tensor *mtla_model_dir_tensorf(const mtla_model_dir *dir, const char *format, ...)
     MTLA_PRINTF(2, 3);

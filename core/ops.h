@@ -18,6 +18,41 @@
 
 typedef struct mtla_ops mtla_ops;
 
+/* Element types of weight matrices (docs/engine.md "Reduced precision"). */
+typedef enum mtla_matrix_type {
+    MTLA_MATRIX_F32 = 0, /* float32 */
+    MTLA_MATRIX_BF16,    /* bfloat16 bits (uint16_t), the top half of a float32 */
+    MTLA_MATRIX_INT8     /* int8_t with one float32 scale per row: w[r, c] = scales[r] q[r, c] */
+} mtla_matrix_type;
+
+/* A weight matrix [rows, cols], row-major and contiguous, in backend memory (model tensors
+ * used in place on the CPU). Only `linear` takes one; every other op reads float32.
+ * A backend announces the types it accepts in mtla_ops.matrix_types. */
+typedef struct mtla_matrix {
+    mtla_matrix_type type;
+    const void *data;    /* rows * cols elements of `type` */
+    const float *scales; /* INT8: rows scales; NULL otherwise */
+    int64_t rows, cols;
+} mtla_matrix;
+
+/* A float32 matrix view of `data`. */
+static inline mtla_matrix mtla_matrix_f32(const float *data, int64_t rows, int64_t cols)
+{
+    mtla_matrix m = {MTLA_MATRIX_F32, data, NULL, rows, cols};
+    return m;
+}
+
+/* Rows [first, first + count) of `m`, a view sharing its memory. */
+static inline mtla_matrix mtla_matrix_rows(const mtla_matrix *m, int64_t first, int64_t count)
+{
+    size_t element = m->type == MTLA_MATRIX_F32 ? 4 : m->type == MTLA_MATRIX_BF16 ? 2 : 1;
+    mtla_matrix v = *m;
+    v.data = (const unsigned char *)m->data + (size_t)(first * m->cols) * element;
+    v.scales = m->scales ? m->scales + first : NULL;
+    v.rows = count;
+    return v;
+}
+
 /* Largest dv decode_attention accepts (the model loader refuses bigger heads / latent ranks). */
 #define MTLA_OPS_MAX_HEAD_DIM 4096
 
@@ -39,6 +74,7 @@ struct mtla_ops {
     const char *name; /* "cpu", "cuda" */
     void *state;      /* the backend's own (thread count, cuBLAS handle, stream, ...) */
     int host_memory;  /* buffers are host memory: model tensors are used in place */
+    unsigned matrix_types; /* bit (1u << t) for each mtla_matrix_type that linear accepts */
 
     /* ---- memory */
     float *(*alloc)(const mtla_ops *ops, size_t count); /* count floats, uninitialised */
@@ -54,9 +90,12 @@ struct mtla_ops {
     void (*gemm)(const mtla_ops *ops, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
                  float alpha, const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                  float *c, int64_t ldc);
-    /* y[rows, out] = x[rows, in] w[out, in]^T + bias[out] (bias may be NULL): torch Linear. */
-    void (*linear)(const mtla_ops *ops, const float *x, int64_t rows, int64_t in, const float *w,
-                   const float *bias, int64_t out, float *y);
+    /* y[rows, out] = x[rows, in] w[out, in]^T + bias[out] (bias may be NULL): torch Linear.
+     * w is [out, in]. With a BF16 w, x is rounded to bfloat16 and products are summed in
+     * float32 (torch's bf16 Linear); with INT8, each row of x is quantised symmetrically to
+     * int8 with its own scale max|x|/127, products summed exactly in int32, then scaled. */
+    void (*linear)(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
+                   const mtla_matrix *w, const float *bias, int64_t out, float *y);
 
     /* ---- row-wise */
     /* y = (x - mean) / sqrt(var + eps) * gamma + beta over each row of `dim` (torch LayerNorm). */
@@ -132,8 +171,16 @@ struct mtla_ops {
 };
 
 /* The CPU backend; `threads` <= 0 means all cores. The table is owned by the caller and
- * released with mtla_ops_cpu_free. Returns NULL when out of memory. */
+ * released with mtla_ops_cpu_free. Returns NULL when out of memory. Its products are OpenBLAS
+ * sgemm, the float32 reference, and it accepts float32 matrices only. */
 mtla_ops *mtla_ops_cpu_create(int threads);
+/* The CPU backend for reduced-precision weights: linear also accepts BF16 and INT8 matrices,
+ * and, where the build has oneDNN (MTLA_ST_HAVE_DNNL), every matrix product (float32 gemm
+ * included) runs on oneDNN, so that one OpenMP thread pool does all of them. Without oneDNN the
+ * same products are computed by converting weight blocks to float32 for OpenBLAS. */
+mtla_ops *mtla_ops_cpu_create_reduced(int threads);
+/* 1 when this build computes reduced-precision products with oneDNN. */
+int mtla_ops_cpu_has_dnnl(void);
 void mtla_ops_cpu_free(mtla_ops *ops);
 
 #endif

@@ -1,16 +1,30 @@
 /* The CPU backend of the ops interface (core/ops.h): the reference implementation. Matrix
  * products and convolutions go through OpenBLAS sgemm; everything else is a plain loop that
  * can be checked line by line against the torch definition named in core/ops.h. Reductions
- * accumulate in double so that results do not depend on vector width. */
+ * accumulate in double so that results do not depend on vector width.
+ *
+ * The reduced-precision variant (mtla_ops_cpu_create_reduced) differs only in its products:
+ * they run on oneDNN (core/ops_cpu_dnnl.c) where the build has it, and Linear accepts bfloat16
+ * and int8 weights. linear_widened below is their definition in plain C and the fallback. */
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
+#include "core/reduced.h"
+#ifdef MTLA_ST_HAVE_DNNL
+#include "core/ops_cpu_dnnl.h"
+#else
+typedef struct mtla_dnnl mtla_dnnl;
+#endif
 
 typedef struct cpu_state {
     int threads;
+    int reduced;       /* made by mtla_ops_cpu_create_reduced */
+    mtla_dnnl *dnnl;   /* its oneDNN products; NULL without oneDNN */
+    float *widened;    /* scratch of linear_widened: rounded activations, then weight rows */
+    size_t widened_count;
     float *im2col; /* scratch for conv1d, grown on demand */
     size_t im2col_count;
     float *scores; /* scratch for decode_attention, grown on demand */
@@ -49,7 +63,14 @@ static void cpu_gemm(const mtla_ops *ops, int trans_a, int trans_b, int64_t m, i
                      float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
                      float beta, float *c, int64_t ldc)
 {
+#ifdef MTLA_ST_HAVE_DNNL
+    cpu_state *s = ops->state;
+    if (s->dnnl && mtla_dnnl_sgemm(s->dnnl, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta,
+                                   c, ldc) == 0)
+        return;
+#else
     (void)ops;
+#endif
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, (blasint)m, (blasint)n, (blasint)k, alpha, a,
                 (blasint)lda, b, (blasint)ldb, beta, c, (blasint)ldc);
@@ -64,7 +85,7 @@ static void cpu_add_bias(const mtla_ops *ops, float *x, const float *bias, int64
             x[r * cols + c] += bias[c];
 }
 
-static void cpu_linear(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
+static void linear_f32(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
                        const float *w, const float *bias, int64_t out, float *y)
 {
     if (rows == 1) /* greedy decoding: a matrix-vector product streams w once */
@@ -74,6 +95,107 @@ static void cpu_linear(const mtla_ops *ops, const float *x, int64_t rows, int64_
         cpu_gemm(ops, 0, 1, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
     if (bias)
         cpu_add_bias(ops, y, bias, rows, out);
+}
+
+/* w[r, c] of a reduced-precision w as a float32 value (int8: the integer, unscaled). */
+static float weight_value(const mtla_matrix *w, int64_t r, int64_t c)
+{
+    if (w->type == MTLA_MATRIX_INT8)
+        return (float)((const int8_t *)w->data)[r * w->cols + c];
+    uint32_t bits = (uint32_t)((const uint16_t *)w->data)[r * w->cols + c] << 16;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+static void widen_row(const mtla_matrix *w, int64_t r, float *dst)
+{
+    for (int64_t c = 0; c < w->cols; c++)
+        dst[c] = weight_value(w, r, c);
+}
+
+/* x[i] as the value the product sees: rounded to bfloat16, or the int8 integer for 1/scale. */
+static float reduce_value(mtla_matrix_type type, float x, float inverse_scale)
+{
+    if (type == MTLA_MATRIX_INT8)
+        return (float)mtla_int8_quantize(x, inverse_scale);
+    uint32_t bits = (uint32_t)mtla_f32_to_bf16(x) << 16;
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* A BF16 or INT8 Linear (core/ops.h) in float32 arithmetic: x rounded to bfloat16 values
+ * (int8: quantised, kept as integers with a scale per row), blocks of w widened to float32,
+ * sgemm, then int8 sums scaled by sx[r] sw[o]. Products of two such values are exact in
+ * float32; the sums are float32 as in oneDNN's bf16 kernels, though not in the same order
+ * (int8 sums beyond 2^24 round, where oneDNN's int32 sums do not). Without scratch memory, one
+ * dot product at a time. */
+static void linear_widened(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
+                           const mtla_matrix *w, const float *bias, int64_t out, float *y)
+{
+    enum { BLOCK = 64 }; /* weight rows widened at once */
+    cpu_state *s = ops->state;
+    int int8 = w->type == MTLA_MATRIX_INT8;
+    size_t need = (size_t)((rows + BLOCK) * in + rows);
+    if (need > s->widened_count) {
+        free(s->widened);
+        s->widened = malloc(need * sizeof(float));
+        s->widened_count = s->widened ? need : 0;
+    }
+    if (!s->widened) {
+        for (int64_t r = 0; r < rows; r++) {
+            const float *xr = x + r * in;
+            float sx = int8 ? mtla_int8_row_scale(xr, (size_t)in) : 1.0f;
+            for (int64_t o = 0; o < out; o++) {
+                float acc = 0.0f;
+                for (int64_t c = 0; c < in; c++)
+                    acc += reduce_value(w->type, xr[c], 1.0f / sx) * weight_value(w, o, c);
+                y[r * out + o] = (int8 ? acc * sx * w->scales[o] : acc) + (bias ? bias[o] : 0.0f);
+            }
+        }
+        return;
+    }
+    float *xq = s->widened, *wb = xq + rows * in, *sx = wb + BLOCK * in;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * in;
+        sx[r] = int8 ? mtla_int8_row_scale(xr, (size_t)in) : 1.0f;
+        float inverse = 1.0f / sx[r];
+        for (int64_t c = 0; c < in; c++)
+            xq[r * in + c] = reduce_value(w->type, xr[c], inverse);
+    }
+    for (int64_t o0 = 0; o0 < out; o0 += BLOCK) {
+        int64_t nb = out - o0 < BLOCK ? out - o0 : BLOCK;
+        for (int64_t o = 0; o < nb; o++)
+            widen_row(w, o0 + o, wb + o * in);
+        cpu_gemm(ops, 0, 1, rows, nb, in, 1.0f, xq, in, wb, in, 0.0f, y + o0, out);
+    }
+    if (int8)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t o = 0; o < out; o++)
+                y[r * out + o] *= sx[r] * w->scales[o];
+    if (bias)
+        cpu_add_bias(ops, y, bias, rows, out);
+}
+
+static void cpu_linear(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
+                       const mtla_matrix *w, const float *bias, int64_t out, float *y)
+{
+    if (w->type == MTLA_MATRIX_F32) {
+#ifdef MTLA_ST_HAVE_DNNL
+        cpu_state *s = ops->state;
+        if (s->dnnl && mtla_dnnl_linear(s->dnnl, x, rows, in, w, bias, out, y) == 0)
+            return;
+#endif
+        linear_f32(ops, x, rows, in, w->data, bias, out, y);
+        return;
+    }
+#ifdef MTLA_ST_HAVE_DNNL
+    cpu_state *s = ops->state;
+    if (s->dnnl && mtla_dnnl_linear(s->dnnl, x, rows, in, w, bias, out, y) == 0)
+        return;
+#endif
+    linear_widened(ops, x, rows, in, w, bias, out, y);
 }
 
 static void cpu_layer_norm(const mtla_ops *ops, const float *x, int64_t rows, int64_t dim,
@@ -233,7 +355,8 @@ static void cpu_conv1d(const mtla_ops *ops, const float *x, int64_t t, int64_t c
                 int64_t ti = o * stride + j - pad;
                 cols[(o * c_in + ci) * k + j] = ti >= 0 && ti < t ? x[ti * c_in + ci] : 0.0f;
             }
-    cpu_linear(ops, cols, t_out, c_in * k, w, bias, c_out, y);
+    mtla_matrix wm = mtla_matrix_f32(w, c_out, c_in * k);
+    cpu_linear(ops, cols, t_out, c_in * k, &wm, bias, c_out, y);
 }
 
 static void cpu_depthwise_conv1d(const mtla_ops *ops, const float *x, int64_t t, int64_t channels,
@@ -458,7 +581,7 @@ static void cpu_transfer(const mtla_ops *ops, float *dst, const float *src, size
     cpu_copy(ops, dst, src, count);
 }
 
-mtla_ops *mtla_ops_cpu_create(int threads)
+static mtla_ops *cpu_create(int threads, int reduced)
 {
     mtla_ops *ops = calloc(1, sizeof *ops);
     cpu_state *state = calloc(1, sizeof *state);
@@ -468,10 +591,21 @@ mtla_ops *mtla_ops_cpu_create(int threads)
         return NULL;
     }
     state->threads = threads;
+    state->reduced = reduced;
     if (threads > 0)
         openblas_set_num_threads(threads);
+#ifdef MTLA_ST_HAVE_DNNL
+    if (reduced && !(state->dnnl = mtla_dnnl_create(threads))) {
+        free(ops);
+        free(state);
+        return NULL;
+    }
+#endif
     ops->name = "cpu";
     ops->host_memory = 1;
+    ops->matrix_types = 1u << MTLA_MATRIX_F32;
+    if (reduced)
+        ops->matrix_types |= 1u << MTLA_MATRIX_BF16 | 1u << MTLA_MATRIX_INT8;
     ops->state = state;
     ops->alloc = cpu_alloc;
     ops->free = cpu_free;
@@ -504,11 +638,34 @@ mtla_ops *mtla_ops_cpu_create(int threads)
     return ops;
 }
 
+mtla_ops *mtla_ops_cpu_create(int threads)
+{
+    return cpu_create(threads, 0);
+}
+
+mtla_ops *mtla_ops_cpu_create_reduced(int threads)
+{
+    return cpu_create(threads, 1);
+}
+
+int mtla_ops_cpu_has_dnnl(void)
+{
+#ifdef MTLA_ST_HAVE_DNNL
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 void mtla_ops_cpu_free(mtla_ops *ops)
 {
     if (!ops)
         return;
     cpu_state *s = ops->state;
+#ifdef MTLA_ST_HAVE_DNNL
+    mtla_dnnl_free(s->dnnl);
+#endif
+    free(s->widened);
     free(s->im2col);
     free(s->scores);
     free(s);

@@ -229,12 +229,19 @@ static void cuda_add_bias(const mtla_ops *ops, float *x, const float *bias, int6
     check_cuda(s, "add_bias", mtla_cuda_add_bias(s->stream, x, bias, rows, cols));
 }
 
-static void cuda_linear(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
-                        const float *w, const float *bias, int64_t out, float *y)
+static void linear_f32(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
+                       const float *w, const float *bias, int64_t out, float *y)
 {
     cuda_gemm(ops, 0, 1, rows, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
     if (bias)
         cuda_add_bias(ops, y, bias, rows, out);
+}
+
+/* Float32 weights only (matrix_types): core/weights.c refuses other dtypes for this backend. */
+static void cuda_linear(const mtla_ops *ops, const float *x, int64_t rows, int64_t in,
+                        const mtla_matrix *w, const float *bias, int64_t out, float *y)
+{
+    linear_f32(ops, x, rows, in, (const float *)w->data, bias, out, y);
 }
 
 /* ---------------------------------------------------------------- row-wise and element-wise */
@@ -309,7 +316,7 @@ static void cuda_conv1d(const mtla_ops *ops, const float *x, int64_t t, int64_t 
     if (!cols)
         return;
     check_cuda(s, "conv1d", mtla_cuda_im2col(s->stream, x, t, c_in, k, stride, pad, t_out, cols));
-    cuda_linear(ops, cols, t_out, c_in * k, w, bias, c_out, y);
+    linear_f32(ops, cols, t_out, c_in * k, w, bias, c_out, y);
 }
 
 static void cuda_depthwise_conv1d(const mtla_ops *ops, const float *x, int64_t t, int64_t channels,
@@ -562,6 +569,7 @@ extern "C" mtla_ops *mtla_ops_cuda_create(int device, char *message, size_t mess
 
     ops->name = "cuda";
     ops->host_memory = 0;
+    ops->matrix_types = 1u << MTLA_MATRIX_F32;
     ops->state = s;
     ops->alloc = cuda_alloc;
     ops->free = cuda_free;

@@ -13,30 +13,31 @@
 
 /* decoder.layers.L.self_attn.* for "mla" and "mtla" (docs/model-format.md). */
 typedef struct latent_weights {
-    const float *wq;        /* wq.weight [H*(d_n+d_r), D]: head h = [q_n | q_r] */
-    const float *wkv_a;     /* wkv_a.weight [r+d_r, D]: rows [0,r) c_raw, [r,r+d_r) k_r */
+    mtla_matrix wq;         /* wq.weight [H*(d_n+d_r), D]: head h = [q_n | q_r] */
+    mtla_matrix wkv_a;      /* wkv_a.weight [r+d_r, D]: rows [0,r) c_raw, [r,r+d_r) k_r */
     const float *kv_norm_w; /* kv_norm.weight [r] */
     const float *kv_norm_b; /* kv_norm.bias [r] */
     const float *wkv_b;     /* wkv_b.weight [H*(d_n+d_v), r]: per head W_UK (d_n rows), W_UV */
-    const float *wo;        /* wo.weight [D, H*d_v] */
-    const float *fc_c_w;    /* hypernet_down.fc_c.weight [h_r, r] (mtla only) */
+    mtla_matrix wo;         /* wo.weight [D, H*d_v] */
+    mtla_matrix fc_c_w;     /* hypernet_down.fc_c.weight [h_r, r] (mtla only) */
     const float *fc_c_b;    /* hypernet_down.fc_c.bias [h_r] */
-    const float *fc_p_w;    /* hypernet_down.fc_p.weight [h_r, r] */
+    mtla_matrix fc_p_w;     /* hypernet_down.fc_p.weight [h_r, r] */
     const float *fc_p_b;    /* hypernet_down.fc_p.bias [h_r] */
 } latent_weights;
 
 /* decoder.layers.L.self_attn.* for "mha" and "gqa". */
 typedef struct rotary_weights {
-    const float *q_w, *q_b; /* q_proj [H*d_h, D], [H*d_h] */
-    const float *k_w, *k_b; /* k_proj [H_kv*d_h, D], [H_kv*d_h] */
-    const float *v_w, *v_b; /* v_proj [H_kv*d_h, D], [H_kv*d_h] */
-    const float *o_w, *o_b; /* out_proj [D, H*d_h], [D] */
+    mtla_matrix q_w, k_w, v_w, o_w; /* q_proj [H*d_h, D], k_proj and v_proj [H_kv*d_h, D],
+                                       out_proj [D, H*d_h] */
+    const float *q_b, *k_b, *v_b, *o_b; /* their biases */
 } rotary_weights;
 
 typedef struct decoder_layer {
     const float *ln1_w, *ln1_b; /* decoder.layers.L.self_attn_layer_norm [D] */
-    const float *fc1_w, *fc1_b; /* decoder.layers.L.fc1 [G, D], [G] */
-    const float *fc2_w, *fc2_b; /* decoder.layers.L.fc2 [D, G], [D] */
+    mtla_matrix fc1_w;          /* decoder.layers.L.fc1.weight [G, D] */
+    const float *fc1_b;         /* decoder.layers.L.fc1.bias [G] */
+    mtla_matrix fc2_w;          /* decoder.layers.L.fc2.weight [D, G] */
+    const float *fc2_b;         /* decoder.layers.L.fc2.bias [D] */
     const float *ln2_w, *ln2_b; /* decoder.layers.L.final_layer_norm [D] */
     latent_weights latent;
     rotary_weights rotary;
@@ -52,7 +53,7 @@ struct mtla_decoder {
     int64_t key;                    /* floats per cached key row: latent r + d_r; rotary d_h */
     const float *embed;             /* decoder.embed_tokens.weight [V, D] */
     const float *final_w, *final_b; /* decoder.layer_norm [D] */
-    const float *output;            /* decoder.output_projection.weight [V, D] (no bias) */
+    mtla_matrix output;             /* decoder.output_projection.weight [V, D] (no bias) */
     decoder_layer *layers;
 };
 
@@ -107,6 +108,16 @@ static mtla_status bind(mtla_weights *w, const float **dst, mtla_error *err, con
     return *dst ? MTLA_OK : err->status;
 }
 
+/* A Linear weight, in the translator's dtype. */
+static mtla_status bind_matrix(mtla_weights *w, mtla_matrix *dst, mtla_error *err,
+                               const char *name, int layer)
+{
+    char full[MTLA_TENSOR_NAME_MAX];
+    snprintf(full, sizeof full, "decoder.layers.%d.%s", layer, name);
+    *dst = mtla_weights_matrix(w, err, "%s", full);
+    return dst->data ? MTLA_OK : err->status;
+}
+
 mtla_status mtla_decoder_create(const mtla_ops *ops, mtla_weights *weights,
                                 const mtla_model_config *config, mtla_decoder **out,
                                 mtla_error *err)
@@ -137,49 +148,55 @@ mtla_status mtla_decoder_create(const mtla_ops *ops, mtla_weights *weights,
         if (st == MTLA_OK)                                                                         \
             st = bind(weights, &(dst), err, name, l);                                              \
     } while (0)
+#define BIND_MATRIX(dst, name)                                                                     \
+    do {                                                                                           \
+        if (st == MTLA_OK)                                                                         \
+            st = bind_matrix(weights, &(dst), err, name, l);                                       \
+    } while (0)
     for (int l = 0; l < d->cfg.layers && st == MTLA_OK; l++) {
         decoder_layer *L = &d->layers[l];
         BIND(L->ln1_w, "self_attn_layer_norm.weight");
         BIND(L->ln1_b, "self_attn_layer_norm.bias");
-        BIND(L->fc1_w, "fc1.weight");
+        BIND_MATRIX(L->fc1_w, "fc1.weight");
         BIND(L->fc1_b, "fc1.bias");
-        BIND(L->fc2_w, "fc2.weight");
+        BIND_MATRIX(L->fc2_w, "fc2.weight");
         BIND(L->fc2_b, "fc2.bias");
         BIND(L->ln2_w, "final_layer_norm.weight");
         BIND(L->ln2_b, "final_layer_norm.bias");
         if (d->latent) {
             latent_weights *a = &L->latent;
-            BIND(a->wq, "self_attn.wq.weight");
-            BIND(a->wkv_a, "self_attn.wkv_a.weight");
+            BIND_MATRIX(a->wq, "self_attn.wq.weight");
+            BIND_MATRIX(a->wkv_a, "self_attn.wkv_a.weight");
             BIND(a->kv_norm_w, "self_attn.kv_norm.weight");
             BIND(a->kv_norm_b, "self_attn.kv_norm.bias");
             BIND(a->wkv_b, "self_attn.wkv_b.weight");
-            BIND(a->wo, "self_attn.wo.weight");
+            BIND_MATRIX(a->wo, "self_attn.wo.weight");
             if (d->merge) {
-                BIND(a->fc_c_w, "self_attn.hypernet_down.fc_c.weight");
+                BIND_MATRIX(a->fc_c_w, "self_attn.hypernet_down.fc_c.weight");
                 BIND(a->fc_c_b, "self_attn.hypernet_down.fc_c.bias");
-                BIND(a->fc_p_w, "self_attn.hypernet_down.fc_p.weight");
+                BIND_MATRIX(a->fc_p_w, "self_attn.hypernet_down.fc_p.weight");
                 BIND(a->fc_p_b, "self_attn.hypernet_down.fc_p.bias");
             }
         } else {
             rotary_weights *a = &L->rotary;
-            BIND(a->q_w, "self_attn.q_proj.weight");
+            BIND_MATRIX(a->q_w, "self_attn.q_proj.weight");
             BIND(a->q_b, "self_attn.q_proj.bias");
-            BIND(a->k_w, "self_attn.k_proj.weight");
+            BIND_MATRIX(a->k_w, "self_attn.k_proj.weight");
             BIND(a->k_b, "self_attn.k_proj.bias");
-            BIND(a->v_w, "self_attn.v_proj.weight");
+            BIND_MATRIX(a->v_w, "self_attn.v_proj.weight");
             BIND(a->v_b, "self_attn.v_proj.bias");
-            BIND(a->o_w, "self_attn.out_proj.weight");
+            BIND_MATRIX(a->o_w, "self_attn.out_proj.weight");
             BIND(a->o_b, "self_attn.out_proj.bias");
         }
     }
 #undef BIND
+#undef BIND_MATRIX
     if (st == MTLA_OK) {
         d->embed = mtla_weights_get(weights, err, "decoder.embed_tokens.weight");
         d->final_w = mtla_weights_get(weights, err, "decoder.layer_norm.weight");
         d->final_b = mtla_weights_get(weights, err, "decoder.layer_norm.bias");
-        d->output = mtla_weights_get(weights, err, "decoder.output_projection.weight");
-        if (!d->embed || !d->final_w || !d->final_b || !d->output)
+        d->output = mtla_weights_matrix(weights, err, "decoder.output_projection.weight");
+        if (!d->embed || !d->final_w || !d->final_b || !d->output.data)
             st = err->status;
     }
     if (st != MTLA_OK) {
@@ -433,8 +450,8 @@ static void merge_weights(mtla_decoder_state *st, const latent_weights *w, int64
     for (int64_t m = m0; m <= m1; m++)
         chunk_sinusoid(st->pe_host + (m - m0) * r, m, r);
     ops->upload(ops, ws->pe, st->pe_host, (size_t)(chunks * r));
-    ops->linear(ops, ws->pe, chunks, r, w->fc_c_w, w->fc_c_b, hr, ws->cc);
-    ops->linear(ops, ws->c, n, r, w->fc_p_w, w->fc_p_b, hr, ws->cp);
+    ops->linear(ops, ws->pe, chunks, r, &w->fc_c_w, w->fc_c_b, hr, ws->cc);
+    ops->linear(ops, ws->c, n, r, &w->fc_p_w, w->fc_p_b, hr, ws->cp);
     if (chunks == 1) {
         ops->row_dot_sigmoid(ops, ws->cp, hr, ws->cc, 0, n, hr, ws->gate);
     } else {
@@ -461,8 +478,9 @@ static void latent_keys(mtla_decoder_state *st, const latent_weights *w, const f
     const mtla_attention_config *att = &d->cfg.attention;
     int64_t D = d->cfg.d_model, r = att->kv_lora_rank, dr = att->qk_rope_head_dim;
     workspace *ws = &st->ws;
-    ops->linear(ops, x, n, D, w->wkv_a, NULL, r, ws->h);
-    ops->linear(ops, x, n, D, w->wkv_a + r * D, NULL, dr, ws->kr);
+    mtla_matrix c_raw = mtla_matrix_rows(&w->wkv_a, 0, r), k_r = mtla_matrix_rows(&w->wkv_a, r, dr);
+    ops->linear(ops, x, n, D, &c_raw, NULL, r, ws->h);
+    ops->linear(ops, x, n, D, &k_r, NULL, dr, ws->kr);
     ops->layer_norm(ops, ws->h, n, r, w->kv_norm_w, w->kv_norm_b, LN_EPS, ws->c);
     const float *pos = same_position ? positions_same(st, first_index - 1, n)
                                      : positions_from(st, first_index - 1, n, 1);
@@ -483,7 +501,7 @@ static void latent_queries(mtla_decoder_state *st, const latent_weights *w, cons
     int64_t dn = att->qk_nope_head_dim, dr = att->qk_rope_head_dim, dv = att->v_head_dim;
     int64_t qw = dn + dr, K = d->key;
     workspace *ws = &st->ws;
-    ops->linear(ops, a, hyps, D, w->wq, NULL, H * qw, ws->q);
+    ops->linear(ops, a, hyps, D, &w->wq, NULL, H * qw, ws->q);
     ops->rope(ops, ws->q + dn, hyps * H, qw, dr, positions_same(st, pos, hyps * H),
               (float)att->rope_theta);
     for (int64_t h = 0; h < H; h++)
@@ -504,7 +522,7 @@ static void latent_output(mtla_decoder_state *st, const latent_weights *w, int64
     for (int64_t h = 0; h < H; h++)
         ops->gemm(ops, 0, 1, hyps, dv, r, 1.0f, ws->att + h * r, H * r,
                   w->wkv_b + (h * (dn + dv) + dn) * r, r, 0.0f, ws->y + h * dv, H * dv);
-    ops->linear(ops, ws->y, hyps, H * dv, w->wo, NULL, D, out);
+    ops->linear(ops, ws->y, hyps, H * dv, &w->wo, NULL, D, out);
 }
 
 static void latent_attend(mtla_decoder_state *st, const layer_cache *cache, int64_t hyps)
@@ -593,8 +611,8 @@ static void rotary_keys(mtla_decoder_state *st, const rotary_weights *w, const f
     const mtla_attention_config *att = &d->cfg.attention;
     int64_t D = d->cfg.d_model, Hkv = att->kv_heads, dh = att->head_dim;
     workspace *ws = &st->ws;
-    ops->linear(ops, x, n, D, w->k_w, w->k_b, Hkv * dh, ws->c);
-    ops->linear(ops, x, n, D, w->v_w, w->v_b, Hkv * dh, ws->kr);
+    ops->linear(ops, x, n, D, &w->k_w, w->k_b, Hkv * dh, ws->c);
+    ops->linear(ops, x, n, D, &w->v_w, w->v_b, Hkv * dh, ws->kr);
     const float *pos =
         same_position ? positions_same(st, first, n * Hkv) : positions_from(st, first, n, Hkv);
     ops->rope(ops, ws->c, n * Hkv, dh, dh, pos, (float)att->rope_theta);
@@ -612,7 +630,7 @@ static void rotary_attend(mtla_decoder_state *st, int l, const float *a, int64_t
     const mtla_attention_config *att = &d->cfg.attention;
     int64_t D = d->cfg.d_model, H = att->heads, Hkv = att->kv_heads, dh = att->head_dim;
     workspace *ws = &st->ws;
-    ops->linear(ops, a, hyps, D, w->q_w, w->q_b, H * dh, ws->q);
+    ops->linear(ops, a, hyps, D, &w->q_w, w->q_b, H * dh, ws->q);
     ops->scale(ops, ws->q, 1.0f / sqrtf((float)dh), (size_t)(hyps * H * dh));
     ops->rope(ops, ws->q, hyps * H, dh, dh, positions_same(st, pos, hyps * H),
               (float)att->rope_theta);
@@ -623,7 +641,7 @@ static void rotary_attend(mtla_decoder_state *st, int l, const float *a, int64_t
         {cache->own, own_v, st->n_own, dh, st->cap * dh, Hkv * st->cap * dh},
     };
     ops->decode_attention(ops, hyps, H, Hkv, dh, dh, 1.0f, ws->q, blocks, 2, ws->att);
-    ops->linear(ops, ws->att, hyps, H * dh, w->o_w, w->o_b, D, out);
+    ops->linear(ops, ws->att, hyps, H * dh, &w->o_w, w->o_b, D, out);
 }
 
 /* Writes `hyps` K/V rows (ws->c, ws->kr) into own row `slot` of every hypothesis. */
@@ -682,9 +700,9 @@ static void layer_finish(mtla_decoder_state *st, int l, int64_t n)
     workspace *ws = &st->ws;
     ops->axpy(ops, 1.0f, ws->x, ws->h, (size_t)(n * D));
     ops->layer_norm(ops, ws->h, n, D, L->ln1_w, L->ln1_b, LN_EPS, ws->x);
-    ops->linear(ops, ws->x, n, D, L->fc1_w, L->fc1_b, G, ws->ffn);
+    ops->linear(ops, ws->x, n, D, &L->fc1_w, L->fc1_b, G, ws->ffn);
     ops->relu(ops, ws->ffn, (size_t)(n * G));
-    ops->linear(ops, ws->ffn, n, G, L->fc2_w, L->fc2_b, D, ws->h);
+    ops->linear(ops, ws->ffn, n, G, &L->fc2_w, L->fc2_b, D, ws->h);
     ops->axpy(ops, 1.0f, ws->x, ws->h, (size_t)(n * D));
     ops->layer_norm(ops, ws->h, n, D, L->ln2_w, L->ln2_b, LN_EPS, ws->x);
 }
@@ -697,7 +715,7 @@ static void decoder_output(mtla_decoder_state *st, int64_t n, float *logprobs)
     int64_t D = d->cfg.d_model, V = d->vocab.size;
     workspace *ws = &st->ws;
     ops->layer_norm(ops, ws->x, n, D, d->final_w, d->final_b, LN_EPS, ws->a);
-    ops->linear(ops, ws->a, n, D, d->output, NULL, V, ws->logits);
+    ops->linear(ops, ws->a, n, D, &d->output, NULL, V, ws->logits);
     ops->log_softmax(ops, ws->logits, n, V);
     ops->download(ops, logprobs, ws->logits, (size_t)(n * V));
 }

@@ -25,9 +25,9 @@ void enc_self_attention(const mtla_ops *ops, const enc_attention *w, mtla_positi
                         float *out)
 {
     int64_t dk = dim / heads;
-    ops->linear(ops, x, t, dim, w->q.weight, w->q.bias, dim, ws->q);
-    ops->linear(ops, x, t, dim, w->k.weight, w->k.bias, dim, ws->k);
-    ops->linear(ops, x, t, dim, w->v.weight, w->v.bias, dim, ws->v);
+    ops->linear(ops, x, t, dim, &w->q.weight, w->q.bias, dim, ws->q);
+    ops->linear(ops, x, t, dim, &w->k.weight, w->k.bias, dim, ws->k);
+    ops->linear(ops, x, t, dim, &w->v.weight, w->v.bias, dim, ws->v);
 
     if (positions != MTLA_POSITIONS_REL_POS) {
         ops->scale(ops, ws->q, (float)pow((double)dk, -0.5), (size_t)(t * dim));
@@ -38,7 +38,7 @@ void enc_self_attention(const mtla_ops *ops, const enc_attention *w, mtla_positi
         }
     } else {
         int64_t np = 2 * t - 1; /* relative positions t-1 .. -(t-1) */
-        ops->linear(ops, ws->pos, np, dim, w->pos_weight, NULL, dim, ws->pos_proj);
+        ops->linear(ops, ws->pos, np, dim, &w->pos_weight, NULL, dim, ws->pos_proj);
         /* pos_bias_u/v [H, d_k] flattened are biases over the E columns of q */
         ops->copy(ops, ws->q_u, ws->q, (size_t)(t * dim));
         ops->add_bias(ops, ws->q_u, w->pos_bias_u, t, dim);
@@ -57,5 +57,5 @@ void enc_self_attention(const mtla_ops *ops, const enc_attention *w, mtla_positi
             attend_head(ops, t, dim, dk, h, ws);
         }
     }
-    ops->linear(ops, ws->ctx, t, dim, w->out.weight, w->out.bias, dim, out);
+    ops->linear(ops, ws->ctx, t, dim, &w->out.weight, w->out.bias, dim, out);
 }

@@ -18,9 +18,9 @@ static void half_step_ffn(const mtla_ops *ops, const enc_conformer_ffn *f, int64
 {
     ops->layer_norm(ops, ws->x, t, dim, f->layer_norm.weight, f->layer_norm.bias, ENC_LN_EPS,
                     ws->a);
-    ops->linear(ops, ws->a, t, dim, f->w_1.weight, f->w_1.bias, ffn, ws->hidden);
+    ops->linear(ops, ws->a, t, dim, &f->w_1.weight, f->w_1.bias, ffn, ws->hidden);
     ops->silu(ops, ws->hidden, (size_t)(t * ffn));
-    ops->linear(ops, ws->hidden, t, ffn, f->w_2.weight, f->w_2.bias, dim, ws->o);
+    ops->linear(ops, ws->hidden, t, ffn, &f->w_2.weight, f->w_2.bias, dim, ws->o);
     ops->axpy(ops, 0.5f, ws->o, ws->x, (size_t)(t * dim));
 }
 
@@ -30,13 +30,13 @@ static void convolution_module(const mtla_ops *ops, const enc_conformer_conv *c,
 {
     ops->layer_norm(ops, ws->x, t, dim, c->layer_norm.weight, c->layer_norm.bias, ENC_LN_EPS,
                     ws->a);
-    ops->linear(ops, ws->a, t, dim, c->pointwise_conv1, NULL, 2 * dim, ws->hidden);
+    ops->linear(ops, ws->a, t, dim, &c->pointwise_conv1, NULL, 2 * dim, ws->hidden);
     ops->glu(ops, ws->hidden, t, dim, ws->conv_glu);
     ops->depthwise_conv1d(ops, ws->conv_glu, t, dim, c->depthwise_conv, kernel, (kernel - 1) / 2,
                           ws->conv_dw);
     ops->add_bias(ops, ws->conv_dw, c->depthwise_bias, t, dim);
     ops->silu(ops, ws->conv_dw, (size_t)(t * dim));
-    ops->linear(ops, ws->conv_dw, t, dim, c->pointwise_conv2, NULL, dim, ws->o);
+    ops->linear(ops, ws->conv_dw, t, dim, &c->pointwise_conv2, NULL, dim, ws->o);
     ops->axpy(ops, 1.0f, ws->o, ws->x, (size_t)(t * dim));
 }
 

@@ -76,6 +76,24 @@ static const float *bind(binder *b, const char *format, ...)
     return data;
 }
 
+/* A matrix only ops->linear reads, in the translator's dtype. */
+static mtla_matrix bind_matrix(binder *b, const char *format, ...) MTLA_PRINTF(2, 3);
+static mtla_matrix bind_matrix(binder *b, const char *format, ...)
+{
+    char name[MTLA_TENSOR_NAME_MAX];
+    mtla_matrix m = {0};
+    va_list args;
+    va_start(args, format);
+    int ok = format_name(b, name, format, args);
+    va_end(args);
+    if (!ok)
+        return m;
+    m = mtla_weights_matrix(b->weights, &b->error, "%s", name);
+    if (!m.data)
+        b->status = b->error.status;
+    return m;
+}
+
 /* {prefix}.weight and, with_bias, {prefix}.bias */
 static enc_linear bind_linear(binder *b, int with_bias, const char *format, ...) MTLA_PRINTF(3, 4);
 static enc_linear bind_linear(binder *b, int with_bias, const char *format, ...)
@@ -87,7 +105,7 @@ static enc_linear bind_linear(binder *b, int with_bias, const char *format, ...)
     int ok = format_name(b, prefix, format, args);
     va_end(args);
     if (ok) {
-        l.weight = bind(b, "%s.weight", prefix);
+        l.weight = bind_matrix(b, "%s.weight", prefix);
         l.bias = with_bias ? bind(b, "%s.bias", prefix) : NULL;
     }
     return l;
@@ -97,15 +115,17 @@ static enc_linear bind_linear(binder *b, int with_bias, const char *format, ...)
 static enc_norm bind_norm(binder *b, const char *format, ...) MTLA_PRINTF(2, 3);
 static enc_norm bind_norm(binder *b, const char *format, ...)
 {
-    enc_linear l = {0};
+    enc_norm n = {0};
     char prefix[MTLA_TENSOR_NAME_MAX];
     va_list args;
     va_start(args, format);
     int ok = format_name(b, prefix, format, args);
     va_end(args);
-    if (ok)
-        l = bind_linear(b, 1, "%s", prefix);
-    return (enc_norm){.weight = l.weight, .bias = l.bias};
+    if (ok) {
+        n.weight = bind(b, "%s.weight", prefix);
+        n.bias = bind(b, "%s.bias", prefix);
+    }
+    return n;
 }
 
 /* {p}.self_attn. fairseq MultiheadAttention names its projections {q,k,v,out}_proj; ESPnet's
@@ -124,7 +144,7 @@ static enc_attention bind_attention(binder *b, const char *p, int espnet_rel_pos
     a.k = bind_linear(b, 1, "%s.self_attn.linear_k", p);
     a.v = bind_linear(b, 1, "%s.self_attn.linear_v", p);
     a.out = bind_linear(b, 1, "%s.self_attn.linear_out", p);
-    a.pos_weight = bind(b, "%s.self_attn.linear_pos.weight", p);
+    a.pos_weight = bind_matrix(b, "%s.self_attn.linear_pos.weight", p);
     a.pos_bias_u = bind(b, "%s.self_attn.pos_bias_u", p);
     a.pos_bias_v = bind(b, "%s.self_attn.pos_bias_v", p);
     return a;
@@ -220,9 +240,9 @@ static void bind_conformer_layer(binder *b, int32_t l, int rel_pos, int64_t dim,
     layer->self_attn = bind_attention(b, p, rel_pos);
     enc_conformer_conv *c = &layer->conv_module;
     c->layer_norm = bind_norm(b, "%s.conv_module.layer_norm", p);
-    c->pointwise_conv1 = bind(b, "%s.conv_module.pointwise_conv1.weight", p);
+    c->pointwise_conv1 = bind_matrix(b, "%s.conv_module.pointwise_conv1.weight", p);
     bind_folded_depthwise(b, p, dim, kernel, fold_w, fold_b, c);
-    c->pointwise_conv2 = bind(b, "%s.conv_module.pointwise_conv2.weight", p);
+    c->pointwise_conv2 = bind_matrix(b, "%s.conv_module.pointwise_conv2.weight", p);
     layer->ffn2 = bind_conformer_ffn(b, p, "ffn2");
     layer->final_layer_norm = bind_norm(b, "%s.final_layer_norm", p);
 }
@@ -553,7 +573,7 @@ mtla_status mtla_encoder_forward(mtla_encoder *enc, const float *features, int64
     }
 
     /* conformer: encoder.linear, then layers; each ends in its own norm, none after them */
-    ops->linear(ops, ws.x, s, dim, enc->linear.weight, enc->linear.bias, dim, ws.y);
+    ops->linear(ops, ws.x, s, dim, &enc->linear.weight, enc->linear.bias, dim, ws.y);
     for (int32_t l = 0; l < c->layers; l++) {
         float *tmp = ws.x;
         ws.x = ws.y;
@@ -604,10 +624,10 @@ mtla_status mtla_encoder_project(mtla_encoder *enc, const float *enc_out, int64_
     }
     /* Frame stacking is a reshape: rows of k consecutive frames are contiguous in [S_enc, E],
      * so enc_out read as [s, k E] is the stacked input, its trailing s_enc mod k rows unread. */
-    ops->linear(ops, enc_out, s, k * dim, enc->projector1.weight, enc->projector1.bias, half,
+    ops->linear(ops, enc_out, s, k * dim, &enc->projector1.weight, enc->projector1.bias, half,
                 enc->projector_hidden);
     ops->relu(ops, enc->projector_hidden, need);
-    ops->linear(ops, enc->projector_hidden, s, half, enc->projector2.weight, enc->projector2.bias,
+    ops->linear(ops, enc->projector_hidden, s, half, &enc->projector2.weight, enc->projector2.bias,
                 d, prompt);
     *s_out = s;
     return MTLA_OK;

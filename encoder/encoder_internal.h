@@ -14,9 +14,9 @@
 #define ENC_LN_EPS 1e-5f /* every LayerNorm of the authors' encoders (torch default) */
 #define ENC_BN_EPS 1e-5  /* BatchNorm1d (torch default) */
 
-/* torch Linear: weight [out, in], bias [out] or NULL. */
+/* torch Linear: weight [out, in] (in the translator's dtype), bias [out] or NULL. */
 typedef struct enc_linear {
-    const float *weight;
+    mtla_matrix weight;
     const float *bias;
 } enc_linear;
 
@@ -79,7 +79,7 @@ typedef struct enc_workspace {
  * RelPositionMultiHeadedAttention: linear_q, linear_k, linear_v, linear_out, and: */
 typedef struct enc_attention {
     enc_linear q, k, v, out;
-    const float *pos_weight; /* rel_pos: self_attn.linear_pos.weight [E, E], no bias */
+    mtla_matrix pos_weight;  /* rel_pos: self_attn.linear_pos.weight [E, E], no bias */
     const float *pos_bias_u; /* rel_pos: self_attn.pos_bias_u [H, E / H] */
     const float *pos_bias_v; /* rel_pos: self_attn.pos_bias_v [H, E / H] */
 } enc_attention;
@@ -148,13 +148,13 @@ typedef struct enc_conformer_ffn {
 
 typedef struct enc_conformer_conv {
     enc_norm layer_norm;          /* conv_module.layer_norm */
-    const float *pointwise_conv1; /* conv_module.pointwise_conv1.weight [2E, E, 1], no bias */
+    mtla_matrix pointwise_conv1;  /* conv_module.pointwise_conv1.weight [2E, E, 1], no bias */
     /* conv_module.depthwise_conv.weight [E, 1, K] times BatchNorm's gamma / sqrt(var + eps),
      * and BatchNorm's beta - mean * gamma / sqrt(var + eps) (conv_module.batch_norm.*): the
      * inference BatchNorm folded at load (derived weights). */
     const float *depthwise_conv;
     const float *depthwise_bias;
-    const float *pointwise_conv2; /* conv_module.pointwise_conv2.weight [E, E, 1], no bias */
+    mtla_matrix pointwise_conv2;  /* conv_module.pointwise_conv2.weight [E, E, 1], no bias */
 } enc_conformer_conv;
 
 typedef struct enc_conformer_layer {

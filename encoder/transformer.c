@@ -18,8 +18,8 @@ void enc_transformer_layer_forward(const mtla_ops *ops, const enc_transformer_la
 
     ops->layer_norm(ops, ws->x, t, dim, layer->final_layer_norm.weight,
                     layer->final_layer_norm.bias, ENC_LN_EPS, ws->a);
-    ops->linear(ops, ws->a, t, dim, layer->fc1.weight, layer->fc1.bias, ffn, ws->hidden);
+    ops->linear(ops, ws->a, t, dim, &layer->fc1.weight, layer->fc1.bias, ffn, ws->hidden);
     ops->relu(ops, ws->hidden, (size_t)(t * ffn));
-    ops->linear(ops, ws->hidden, t, ffn, layer->fc2.weight, layer->fc2.bias, dim, ws->o);
+    ops->linear(ops, ws->hidden, t, ffn, &layer->fc2.weight, layer->fc2.bias, dim, ws->o);
     ops->axpy(ops, 1.0f, ws->o, ws->x, n);
 }

@@ -32,9 +32,9 @@ static void whisper_layer_forward(const mtla_ops *ops, const enc_whisper_layer *
 
     ops->layer_norm(ops, ws->x, s, dim, layer->final_layer_norm.weight,
                     layer->final_layer_norm.bias, ENC_LN_EPS, ws->a);
-    ops->linear(ops, ws->a, s, dim, layer->fc1.weight, layer->fc1.bias, ffn, ws->hidden);
+    ops->linear(ops, ws->a, s, dim, &layer->fc1.weight, layer->fc1.bias, ffn, ws->hidden);
     ops->gelu(ops, ws->hidden, (size_t)(s * ffn));
-    ops->linear(ops, ws->hidden, s, ffn, layer->fc2.weight, layer->fc2.bias, dim, ws->o);
+    ops->linear(ops, ws->hidden, s, ffn, &layer->fc2.weight, layer->fc2.bias, dim, ws->o);
     ops->axpy(ops, 1.0f, ws->o, ws->x, n);
 }
 

@@ -220,8 +220,10 @@ void mtla_vad_free(mtla_vad *vad);
 
 /* A model directory (docs/model-format.md): config.json, model.safetensors (or shards with
  * model.safetensors.index.json), vocab.txt and tokenizer.model. Opening validates every field
- * and every tensor and loads the weights as fp32; a model is read-only once open, so its
- * accessors may be called from any thread. */
+ * and every tensor and maps the tensor files; fp32 tensors are used in place, fp16 and bf16 ones
+ * are converted to fp32 when a translator first needs them so (mtla_translator_params.dtype); a
+ * model is read-only once open, so its accessors and mtla_translator_create may be called from
+ * any thread. */
 typedef struct mtla_model mtla_model;
 
 /* Fails with a message naming the file and the problem, e.g. "model.safetensors: tensor
@@ -244,9 +246,25 @@ int32_t mtla_model_vocab_size(const mtla_model *model);
  * per thread. It borrows the model, which must outlive it. */
 typedef struct mtla_translator mtla_translator;
 
+/* The element type of the linear layers' weights on the CPU (docs/engine.md "Reduced
+ * precision"). FP32 is the reference, token-identical to the PyTorch oracle. BF16 rounds
+ * weights and activations to bfloat16 and sums in float32; INT8 quantises weights per output
+ * channel and activations per row, summing in int32. Weights stored in that type in the model
+ * are used in place; others are converted once when the translator is made (no fp32 copy).
+ * Other tensors (norms, biases, embeddings, convolutions, MTLA's absorbed W_kvb) stay fp32. */
+typedef enum mtla_compute_dtype {
+    MTLA_COMPUTE_FP32 = 0,
+    MTLA_COMPUTE_BF16 = 1,
+    MTLA_COMPUTE_INT8 = 2
+} mtla_compute_dtype;
+
+/* "fp32", "bf16", "int8"; "" for a value out of range. */
+const char *mtla_compute_dtype_name(mtla_compute_dtype dtype);
+
 typedef struct mtla_translator_params {
     int32_t threads; /* CPU threads for matrix products and attention; 0: all cores */
     int32_t device;  /* -1: the CPU (default); N >= 0: CUDA device N, from the CUDA plugin */
+    mtla_compute_dtype dtype; /* MTLA_COMPUTE_FP32 (default); BF16 and INT8 on the CPU only */
 } mtla_translator_params;
 
 mtla_translator_params mtla_translator_default_params(void);

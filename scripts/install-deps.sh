@@ -10,6 +10,7 @@ packages=(
   libsoxr-dev          # resampling to 16 kHz
   libfftw3-dev         # FFT for the fbank frontend
   libopenblas-dev      # CPU matrix products
+  libdnnl-dev          # oneDNN: bf16 / int8 products of --dtype (optional to the build)
   libcjson-dev         # config.json and safetensors headers
   libsentencepiece-dev # detokenisation
   libcriterion-dev     # unit tests

@@ -41,12 +41,13 @@ Test(ops, linear_is_x_times_w_transposed_plus_bias)
     const float w[] = {1, 0, -1, 0.5f, 0.5f, 0.5f}; /* 2 x 3 */
     const float b[] = {10, 20};
     float y[4];
-    ops->linear(ops, x, 2, 3, w, b, 2, y);
+    mtla_matrix wm = mtla_matrix_f32(w, 2, 3);
+    ops->linear(ops, x, 2, 3, &wm, b, 2, y);
     cr_expect_float_eq(y[0], 1 - 3 + 10, 1e-6);
     cr_expect_float_eq(y[1], 3 + 20, 1e-6);
     cr_expect_float_eq(y[2], 4 - 6 + 10, 1e-6);
     cr_expect_float_eq(y[3], 7.5f + 20, 1e-6);
-    ops->linear(ops, x, 2, 3, w, NULL, 2, y);
+    ops->linear(ops, x, 2, 3, &wm, NULL, 2, y);
     cr_expect_float_eq(y[1], 3, 1e-6);
 }
 

@@ -279,11 +279,12 @@ Test(cuda_ops, linear_with_and_without_bias)
     float *dbias = to_gpu(b.gpu, bias, (size_t)out),
           *dy = b.gpu->alloc(b.gpu, (size_t)(rows * out));
     cr_assert(y && dy);
-    b.cpu->linear(b.cpu, x, rows, in, w, bias, out, y);
-    b.gpu->linear(b.gpu, dx, rows, in, dw, dbias, out, dy);
+    mtla_matrix wm = mtla_matrix_f32(w, out, in), dwm = mtla_matrix_f32(dw, out, in);
+    b.cpu->linear(b.cpu, x, rows, in, &wm, bias, out, y);
+    b.gpu->linear(b.gpu, dx, rows, in, &dwm, dbias, out, dy);
     expect_gpu_close(b.gpu, dy, y, (size_t)(rows * out), GEMM_TOLERANCE, "linear + bias");
-    b.cpu->linear(b.cpu, x, rows, in, w, NULL, out, y);
-    b.gpu->linear(b.gpu, dx, rows, in, dw, NULL, out, dy);
+    b.cpu->linear(b.cpu, x, rows, in, &wm, NULL, out, y);
+    b.gpu->linear(b.gpu, dx, rows, in, &dwm, NULL, out, dy);
     expect_gpu_close(b.gpu, dy, y, (size_t)(rows * out), GEMM_TOLERANCE, "linear");
     b.gpu->free(b.gpu, dx), b.gpu->free(b.gpu, dw), b.gpu->free(b.gpu, dbias);
     b.gpu->free(b.gpu, dy);

@@ -59,12 +59,18 @@ int cli_parse_float(const char *arg, const char *what, double min, double max, d
 /* --dtype fp32|bf16|int8; 0 with a message when `arg` is none of them. */
 int cli_parse_dtype(const char *arg, mtla_compute_dtype *out);
 
+/* The model directory: `model` (--model) when given, else $MTLA_ST_MODEL, else the bundled
+ * model next to the executable: installed (PREFIX/share/mtla-st/model) or in the source tree
+ * (build/../samples/model), written into buf. NULL when there is none. */
+const char *cli_find_model(const char *model, char *buf, size_t size);
+
 /* Opens INPUT ("-" is standard input) as 16 kHz mono audio; prints the error on failure. */
 mtla_audio *cli_open_audio(const char *input, const cli_input_options *o, int32_t rate);
 
 int cmd_features(int argc, char **argv);
 int cmd_segments(int argc, char **argv);
 int cmd_translate(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 /* The translation options (mtla-st --help starts with them). */
 void translate_usage(FILE *out);
 /* The whole --help text. */

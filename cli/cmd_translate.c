@@ -343,37 +343,6 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
     return EXIT_OK;
 }
 
-/* --model, else $MTLA_ST_MODEL, else the bundled model next to the executable: installed
- * (PREFIX/share/mtla-st/model) or in the source tree (build/../samples/model). */
-static const char *find_model(const translate_options *o, char *buf, size_t size)
-{
-    if (o->model)
-        return o->model;
-    const char *env = getenv("MTLA_ST_MODEL");
-    if (env && *env)
-        return env;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0)
-        return NULL;
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    if (!slash)
-        return NULL;
-    *slash = '\0';
-    static const char *const candidates[] = {"../share/mtla-st/model", "../samples/model",
-                                             "../../samples/model"};
-    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
-        struct stat st;
-        int n1 = snprintf(buf, size, "%s/%s/config.json", exe, candidates[i]);
-        if (n1 > 0 && (size_t)n1 < size && stat(buf, &st) == 0) {
-            buf[n1 - (int)strlen("/config.json")] = '\0';
-            return buf;
-        }
-    }
-    return NULL;
-}
-
 static double now_seconds(void)
 {
     struct timespec ts;
@@ -684,7 +653,7 @@ int cmd_translate(int argc, char **argv)
     }
 
     char bundled[PATH_MAX];
-    const char *model_dir = find_model(&o, bundled, sizeof bundled);
+    const char *model_dir = cli_find_model(o.model, bundled, sizeof bundled);
     if (!model_dir) {
         cli_error("no model: pass --model DIR or set MTLA_ST_MODEL");
         inputs_free(&inputs);

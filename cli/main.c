@@ -13,6 +13,8 @@ void usage_all(FILE *out)
             "  mtla-st features INPUT -o OUT.npy   write the model's input features (Kaldi fbank;\n"
             "                                      or, with --model DIR, that model's)\n"
             "  mtla-st segments INPUT              print the speech segments the VAD finds\n"
+            "  mtla-st serve                       an HTTP service with the OpenAI audio API\n"
+            "                                      and a WebSocket for live audio\n"
             "  mtla-st --version                   version and build information\n"
             "\n"
             "INPUT is any audio file libsndfile reads (WAV, FLAC, Ogg/Vorbis, Opus, MP3, ...) at\n"
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
         return cmd_features(argc - 1, argv + 1);
     if (strcmp(command, "segments") == 0)
         return cmd_segments(argc - 1, argv + 1);
+    if (strcmp(command, "serve") == 0)
+        return cmd_serve(argc - 1, argv + 1);
     if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0) {
         usage_all(stdout);
         return EXIT_OK;

@@ -1,7 +1,10 @@
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -106,4 +109,33 @@ mtla_audio *cli_open_audio(const char *input, const cli_input_options *o, int32_
         return NULL;
     }
     return audio;
+}
+
+const char *cli_find_model(const char *model, char *buf, size_t size)
+{
+    if (model)
+        return model;
+    const char *env = getenv("MTLA_ST_MODEL");
+    if (env && *env)
+        return env;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = '\0';
+    static const char *const candidates[] = {"../share/mtla-st/model", "../samples/model",
+                                             "../../samples/model"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
+        struct stat st;
+        int n1 = snprintf(buf, size, "%s/%s/config.json", exe, candidates[i]);
+        if (n1 > 0 && (size_t)n1 < size && stat(buf, &st) == 0) {
+            buf[n1 - (int)strlen("/config.json")] = '\0';
+            return buf;
+        }
+    }
+    return NULL;
 }

@@ -26,9 +26,18 @@ int output_begin(output_writer *w, FILE *f, output_format format, int timestamps
     w->timestamps = timestamps;
     w->file = file;
     w->cues = 0;
+    w->sink = NULL;
+    w->sink_user = NULL;
     if (format == FORMAT_VTT && fputs("WEBVTT\n\n", f) < 0)
         return -1;
     return fflush(f) == 0 ? 0 : -1;
+}
+
+void output_begin_sink(output_writer *w, output_record_fn sink, void *user)
+{
+    memset(w, 0, sizeof *w);
+    w->sink = sink;
+    w->sink_user = user;
 }
 
 /* HH:MM:SS,mmm (srt) or HH:MM:SS.mmm (vtt). */
@@ -62,8 +71,29 @@ void output_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void output_stream_event(FILE *f, const mtla_stream_event *e, int32_t rate)
+{
+    double start = (double)e->start / rate, end = (double)e->end / rate;
+    if (e->type == MTLA_STREAM_PARTIAL) {
+        fprintf(f,
+                "{\"type\":\"partial\",\"utterance\":%lld,\"start\":%.3f,\"audio_end\":%.3f,"
+                "\"committed\":",
+                (long long)e->utterance, start, end);
+        output_json_string(f, e->committed);
+        fputs(",\"tentative\":", f);
+        output_json_string(f, e->tentative);
+    } else {
+        fprintf(f, "{\"type\":\"final\",\"utterance\":%lld,\"start\":%.3f,\"end\":%.3f,\"text\":",
+                (long long)e->utterance, start, end);
+        output_json_string(f, e->committed);
+    }
+    fputs("}\n", f);
+}
+
 int output_record(output_writer *w, double start, double end, const char *text, float score)
 {
+    if (w->sink)
+        return w->sink(w->sink_user, start, end, text, score);
     FILE *f = w->f;
     switch (w->format) {
     case FORMAT_TXT:

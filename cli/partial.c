@@ -19,25 +19,6 @@ typedef struct printer {
     int error;
 } printer;
 
-static void print_jsonl(FILE *f, const mtla_stream_event *e, int32_t rate)
-{
-    double start = (double)e->start / rate, end = (double)e->end / rate;
-    if (e->type == MTLA_STREAM_PARTIAL) {
-        fprintf(f,
-                "{\"type\":\"partial\",\"utterance\":%lld,\"start\":%.3f,\"audio_end\":%.3f,"
-                "\"committed\":",
-                (long long)e->utterance, start, end);
-        output_json_string(f, e->committed);
-        fputs(",\"tentative\":", f);
-        output_json_string(f, e->tentative);
-    } else {
-        fprintf(f, "{\"type\":\"final\",\"utterance\":%lld,\"start\":%.3f,\"end\":%.3f,\"text\":",
-                (long long)e->utterance, start, end);
-        output_json_string(f, e->committed);
-    }
-    fputs("}\n", f);
-}
-
 static void on_event(const mtla_stream_event *e, void *user)
 {
     printer *p = user;
@@ -46,7 +27,7 @@ static void on_event(const mtla_stream_event *e, void *user)
         return;
     int final = e->type == MTLA_STREAM_FINAL;
     if (p->o->format == FORMAT_JSONL) {
-        print_jsonl(f, e, p->rate);
+        output_stream_event(f, e, p->rate);
     } else if (p->o->terminal) {
         /* The utterance's line again: committed text, then the tentative text dimmed. */
         fputs("\r\033[K", f);

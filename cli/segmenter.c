@@ -3,6 +3,8 @@
 #include <errno.h>
 #include <math.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -90,6 +92,24 @@ typedef struct run {
     int status;      /* EXIT_OK until something fails */
 } run;
 
+/* Reports a problem with the input: on stderr, or kept in ctx->error (the first one) for a
+ * caller that reports it itself. */
+static void input_error(translate_ctx *ctx, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void input_error(translate_ctx *ctx, const char *fmt, ...)
+{
+    char message[1024];
+    va_list args;
+    va_start(args, fmt);
+    vsnprintf(message, sizeof message, fmt, args);
+    va_end(args);
+    if (!ctx->error)
+        cli_error("%s", message);
+    else if (!ctx->error[0])
+        snprintf(ctx->error, ctx->error_size, "%s", message);
+}
+
 /* Translates samples [start, end) (absolute indices, inside the window). */
 static void translate_span(run *r, int64_t start, int64_t end, int whole)
 {
@@ -111,7 +131,7 @@ static void translate_span(run *r, int64_t start, int64_t end, int whole)
                 cli_error("%s: %.2f-%.2f s skipped: %s", r->name, s0, s1, err.message);
             return;
         }
-        cli_error("%s: %.2f-%.2f s: %s", r->name, s0, s1, err.message);
+        input_error(ctx, "%s: %.2f-%.2f s: %s", r->name, s0, s1, err.message);
         r->status = EXIT_INPUT;
         return;
     }
@@ -120,7 +140,7 @@ static void translate_span(run *r, int64_t start, int64_t end, int whole)
                   tr.score);
     if (r->mode == SEGMENTS_WHOLE && !whole) {
         if (text_append(&r->joined, tr.text, tr.score) != 0) {
-            cli_error("out of memory");
+            input_error(ctx, "out of memory");
             r->status = EXIT_INPUT;
         }
     } else if (output_record(r->w, s0, s1, tr.text, tr.score) != 0) {
@@ -156,7 +176,7 @@ int translate_audio(translate_ctx *ctx, mtla_audio *audio, int fd, const char *n
     mtla_error err;
     mtla_vad *vad;
     if (mtla_vad_create(&ctx->vad, &vad, &err) != MTLA_OK) {
-        cli_error("%s", err.message);
+        input_error(ctx, "%s", err.message);
         return EXIT_INPUT;
     }
     /* An utterance starts at most max_segment + padding before the VAD's position. */
@@ -185,7 +205,7 @@ int translate_audio(translate_ctx *ctx, mtla_audio *audio, int fd, const char *n
             break; /* SIGINT/SIGTERM: finish what was heard */
         size_t got = 0;
         if (mtla_audio_read(audio, chunk, sizeof chunk / sizeof chunk[0], &got, &err) != MTLA_OK) {
-            cli_error("%s", err.message);
+            input_error(ctx, "%s", err.message);
             r.status = EXIT_INPUT;
             break; /* what was heard before the problem is still translated below */
         }
@@ -195,7 +215,7 @@ int translate_audio(translate_ctx *ctx, mtla_audio *audio, int fd, const char *n
         r.samples += (int64_t)got;
         if (window_append(&r.window, chunk, got) != 0 ||
             mtla_vad_accept(vad, chunk, got, &err) != MTLA_OK) {
-            cli_error(r.window.data ? "%s" : "out of memory", err.message);
+            input_error(ctx, r.window.data ? "%s" : "out of memory", err.message);
             r.status = EXIT_INPUT;
             break;
         }
@@ -247,7 +267,7 @@ int translate_audio(translate_ctx *ctx, mtla_audio *audio, int fd, const char *n
         if (input_failed && r.status == EXIT_OK)
             r.status = EXIT_INPUT;
         if (r.status == EXIT_OK && r.samples == 0) {
-            cli_error("%s: no audio", name);
+            input_error(ctx, "%s: no audio", name);
             r.status = EXIT_INPUT;
         }
     }

@@ -40,6 +40,10 @@ typedef struct translate_ctx {
     /* totals over every input, for the summary */
     double audio_seconds;
     double compute_seconds;
+    /* When set, the first problem with an input is kept here (error_size bytes, cleared by the
+     * caller) instead of printed on stderr: mtla-st serve answers requests with it. */
+    char *error;
+    size_t error_size;
 } translate_ctx;
 
 /* Translates `audio` (opened by the caller; `fd` >= 0 when it is a stream read from that

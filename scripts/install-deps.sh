@@ -14,6 +14,8 @@ packages=(
   libcjson-dev         # config.json and safetensors headers
   libsentencepiece-dev # detokenisation
   libcriterion-dev     # unit tests
+  libwebsockets-dev    # mtla-st serve: HTTP, multipart uploads, WebSocket (docs/serve.md)
+  curl python3-pip     # tests/test_serve.py drives the server with curl and Python clients
   python3-srt python3-webvtt # tests check subtitle output with real parsers
   clang                # the fuzz harnesses (scripts/fuzz.sh, docs/fuzzing.md)
 )
@@ -26,3 +28,7 @@ $sudo apt-get update -qq
 # --no-install-recommends skips); part of libclang-common-*-dev on older releases.
 if apt-cache show libclang-rt-dev >/dev/null 2>&1; then packages+=(libclang-rt-dev); fi
 $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}"
+# The official OpenAI client and websockets, which tests/test_serve.py drives the server with;
+# neither is packaged (openai) or recent enough (websockets) in Debian 12. Debian's pip refuses
+# the system interpreter without --break-system-packages (PEP 668); a pyenv one takes it too.
+$sudo python3 -m pip install --quiet --break-system-packages openai websockets

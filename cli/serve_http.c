@@ -595,6 +595,9 @@ static int begin_request(conn *c)
             answer_health(c);
         else
             respond_error(c, 405, "use GET");
+    } else if (s->draining) {
+        respond_error(c, 503, "the server is shutting down");
+        c->close_after = 1;
     } else if (!authorized(c, 0)) {
         respond_error(c, 401, "a valid API key is needed: Authorization: Bearer KEY");
     } else if (c->route == ROUTE_MODELS) {
@@ -606,9 +609,6 @@ static int begin_request(conn *c)
         respond_error(c, 426, "this endpoint is a WebSocket: connect with Upgrade: websocket");
     } else if (!post) {
         respond_error(c, 405, "use POST with multipart/form-data");
-    } else if (s->draining) {
-        respond_error(c, 503, "the server is shutting down");
-        c->close_after = 1;
     } else {
         begin_upload(c);
     }

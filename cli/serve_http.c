@@ -931,7 +931,7 @@ int serve_http_create(const serve_http_params *params, serve_http **out, char *m
 void serve_http_run(serve_http *s, serve_pool *pool)
 {
     s->pool = pool;
-    fprintf(stderr, "mtla-st serve: listening on http://%s:%d (%d workers, queue %d)\n",
+    fprintf(stderr, "mtla-st serve: listening on http://%s:%d (workers %d, queue %d)\n",
             s->p.host, s->p.port, s->p.workers, s->p.queue);
     for (;;) {
         lws_service(s->context, 0);

@@ -199,7 +199,8 @@ void serve_job_release(serve_pool *pool, serve_job *job)
 {
     if (!job)
         return;
-    if (!pool || job->state == JOB_NEW) { /* never submitted: only the caller knew of it */
+    /* job->pool is set by serve_pool_submit, on the caller's thread: unset, no worker knows it */
+    if (!pool || !job->pool) {
         job_free(job);
         return;
     }

@@ -396,3 +396,44 @@ Test(dtype, cuda_refuses_reduced_dtypes)
     cr_expect_eq(mtla_translator_create(model, &tp, &t, &err), MTLA_ERR_INVALID_ARGUMENT);
     mtla_model_close(model);
 }
+
+/* ---------------------------------------------------------------- the command line */
+
+#define ARGS(...) ((const char *const[]){"mtla-st", __VA_ARGS__, NULL})
+
+Test(dtype, cli_translates_with_each_dtype_and_refuses_others)
+{
+    const char *model = fixture("tests/golden/models/transformer_mtla_s2");
+    static char features[512];
+    snprintf(features, sizeof features, "%s", fixture("tests/golden/frontend/clip_16000_s16.npy"));
+    const char *dtypes[] = {"fp32", "bf16", "int8"};
+    for (size_t i = 0; i < 3; i++) {
+        cli_result r = run_cli(ARGS("--model", model, "--dtype", dtypes[i], "-t", "1",
+                                    "--print-tokens", "--input-features", features),
+                               NULL, 0);
+        cr_expect_eq(r.status, 0, "--dtype %s: %s", dtypes[i], r.err);
+        cr_expect(r.out && r.out[0], "--dtype %s printed no tokens", dtypes[i]);
+        cli_result_free(&r);
+    }
+    cli_result r = run_cli(ARGS("--model", model, "--dtype", "fp16", "--print-tokens",
+                                "--input-features", features),
+                           NULL, 0);
+    cr_expect_eq(r.status, 2);
+    cr_expect(strstr(r.err, "--dtype must be fp32, bf16 or int8, not 'fp16'"), "%s", r.err);
+    cli_result_free(&r);
+}
+
+Test(dtype, help_and_man_page_document_dtype)
+{
+    cli_result r = run_cli(ARGS("--help"), NULL, 0);
+    cr_assert_eq(r.status, 0);
+    cr_expect(strstr((char *)r.out, "--dtype T"), "--help lacks --dtype");
+    cli_result_free(&r);
+    size_t size;
+    char *man = (char *)read_file(fixture("docs/mtla-st.1"), &size);
+    cr_assert(man);
+    man = realloc(man, size + 1);
+    man[size] = '\0';
+    cr_expect(strstr(man, "\\fB\\-\\-dtype\\fR fp32|bf16|int8"), "docs/mtla-st.1 lacks --dtype");
+    free(man);
+}

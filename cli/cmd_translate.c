@@ -220,18 +220,8 @@ static int parse_options(int argc, char **argv, translate_options *o, cli_input_
             o->threads = (int)v;
             break;
         case OPT_DEVICE:
-            if (strcmp(optarg, "cpu") == 0) {
-                o->device = -1;
-            } else if (strcmp(optarg, "cuda") == 0) {
-                o->device = 0;
-            } else if (strncmp(optarg, "cuda:", 5) == 0 &&
-                       cli_parse_int(optarg + 5, "--device cuda:N", 0, 1023, &v)) {
-                o->device = (int)v;
-            } else {
-                if (strncmp(optarg, "cuda:", 5) != 0)
-                    cli_error("--device must be cpu, cuda or cuda:N, not '%s'", optarg);
+            if (!cli_parse_device(optarg, &o->device))
                 return EXIT_USAGE;
-            }
             break;
         case OPT_DTYPE:
             if (!cli_parse_dtype(optarg, &o->dtype))

@@ -56,6 +56,24 @@ int cli_parse_float(const char *arg, const char *what, double min, double max, d
     return 1;
 }
 
+int cli_parse_device(const char *arg, int *out)
+{
+    long v;
+    if (strcmp(arg, "cpu") == 0) {
+        *out = -1;
+    } else if (strcmp(arg, "cuda") == 0) {
+        *out = 0;
+    } else if (strncmp(arg, "cuda:", 5) == 0) {
+        if (!cli_parse_int(arg + 5, "--device cuda:N", 0, 1023, &v))
+            return 0;
+        *out = (int)v;
+    } else {
+        cli_error("--device must be cpu, cuda or cuda:N, not '%s'", arg);
+        return 0;
+    }
+    return 1;
+}
+
 int cli_parse_dtype(const char *arg, mtla_compute_dtype *out)
 {
     const mtla_compute_dtype all[] = {MTLA_COMPUTE_FP32, MTLA_COMPUTE_BF16, MTLA_COMPUTE_INT8};

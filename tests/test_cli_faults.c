@@ -540,15 +540,7 @@ static int run_to(const char *path, const char *const *argv, const char *input, 
         if (out < 0 || e < 0 || in < 0)
             _exit(126);
         dup2(in, 0), dup2(out, 1), dup2(e, 2);
-        size_t n = 0;
-        while (argv[n])
-            n++;
-        char **args = calloc(n + 1, sizeof *args);
-        args[0] = (char *)MTLA_CLI_PATH;
-        for (size_t i = 1; i < n; i++)
-            args[i] = (char *)argv[i];
-        execv(MTLA_CLI_PATH, args);
-        _exit(127);
+        exec_cli(argv);
     }
     int raw;
     while (waitpid(pid, &raw, 0) < 0)

@@ -122,6 +122,19 @@ static int drain(int fd, unsigned char **buf, size_t *size, size_t *cap)
     return got > 0;
 }
 
+void exec_cli(const char *const *argv)
+{
+    size_t n = 0;
+    while (argv[n])
+        n++;
+    char **args = calloc(n + 1, sizeof *args);
+    args[0] = (char *)MTLA_CLI_PATH;
+    for (size_t i = 1; i < n; i++)
+        args[i] = (char *)argv[i];
+    execv(MTLA_CLI_PATH, args);
+    _exit(127);
+}
+
 cli_child cli_spawn(const char *const *argv, int flags)
 {
     int in[2], out[2], err[2];
@@ -136,15 +149,7 @@ cli_child cli_spawn(const char *const *argv, int flags)
         dup2(err[1], 2);
         close(in[0]), close(in[1]), close(out[0]), close(out[1]), close(err[0]), close(err[1]);
         signal(SIGPIPE, flags & CLI_SPAWN_IGNORE_SIGPIPE ? SIG_IGN : SIG_DFL);
-        size_t n = 0;
-        while (argv[n])
-            n++;
-        char **args = calloc(n + 1, sizeof *args);
-        args[0] = (char *)MTLA_CLI_PATH;
-        for (size_t i = 1; i < n; i++)
-            args[i] = (char *)argv[i];
-        execv(MTLA_CLI_PATH, args);
-        _exit(127);
+        exec_cli(argv);
     }
     close(in[0]), close(out[1]), close(err[1]);
     c.in = in[1];
@@ -224,21 +229,13 @@ cli_result run_cli_limited(const char *const *argv, const void *input, size_t in
         dup2(out[1], 1);
         dup2(err[1], 2);
         close(in[0]), close(in[1]), close(out[0]), close(out[1]), close(err[0]), close(err[1]);
-        size_t n = 0;
-        while (argv[n])
-            n++;
-        char **args = calloc(n + 1, sizeof *args);
-        args[0] = (char *)MTLA_CLI_PATH;
-        for (size_t i = 1; i < n; i++)
-            args[i] = (char *)argv[i];
         signal(SIGPIPE, SIG_DFL);
         if (file_size_limit > 0) {
             struct rlimit limit = {(rlim_t)file_size_limit, (rlim_t)file_size_limit};
             setrlimit(RLIMIT_FSIZE, &limit);
             signal(SIGXFSZ, SIG_IGN); /* writes past the limit fail with EFBIG instead */
         }
-        execv(MTLA_CLI_PATH, args);
-        _exit(127);
+        exec_cli(argv);
     }
     close(in[0]), close(out[1]), close(err[1]);
 

@@ -51,6 +51,9 @@ void cli_result_free(cli_result *r);
 /* A running mtla-st whose standard input, output and error are pipes held by the test (for
  * live streams, closed pipes and kills). SIGPIPE is ignored in the test process, so writing to
  * a child that has gone fails instead of killing the test. */
+/* In a forked child: replaces it with mtla-st (argv[0] is ignored), or exits 127. */
+_Noreturn void exec_cli(const char *const *argv);
+
 typedef struct cli_child {
     int pid;
     int in, out, err; /* write to `in`; read `out` and `err` */

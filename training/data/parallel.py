@@ -52,8 +52,6 @@ GETTEXT_PACKAGES = [
 # Spanish text rules
 # ---------------------------------------------------------------------------------------------
 
-_ES_PUNCT = dict(sources._PUNCT_MAP)
-
 # Reina-Valera 1909 spells by the rules of its day: a written accent on monosyllables (fué,
 # dió, vió) and on the one-letter words á, é, ó. The Real Academia dropped them in 1952.
 _OLD_SPELLING = {
@@ -76,7 +74,7 @@ def modern_spelling(s):
 def normalise_spanish(s):
     """Typographic characters as sources.normalise does, quotes dropped, spaces tidied."""
     s = unicodedata.normalize("NFC", s)
-    s = "".join(_ES_PUNCT.get(c, c) for c in s)
+    s = "".join(sources._PUNCT_MAP.get(c, c) for c in s)
     s = s.replace('"', " ")
     s = re.sub(r"(?<![^\W\d_])'|'(?![^\W\d_])", " ", s)
     s = re.sub(r"\s+--+\s*|\s*--+\s+|\s+-\s+", ", ", s)
@@ -291,12 +289,11 @@ def collect(root, names=SOURCES, forbidden_en=frozenset(), forbidden_es=frozense
     return rows, stats
 
 
+COLUMNS = ["id", "source", "en", "es"]
+
+
 def read_tsv(path):
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header[:4] != ["id", "source", "en", "es"]:
-            raise SystemExit("%s: expected columns id, source, en, es" % path)
-        return [dict(zip(header, line.rstrip("\n").split("\t"))) for line in f if line.strip()]
+    return sources.read_tsv(path, COLUMNS)
 
 
 def main(argv=None):
@@ -319,7 +316,7 @@ def main(argv=None):
     rows, stats = collect(root, names, forbidden_en, forbidden_es)
     total = len(rows)
     rows = sources.subsample(rows, args.limit, args.seed)
-    sources.write_tsv(args.out, ["id", "source", "en", "es"], rows)
+    sources.write_tsv(args.out, COLUMNS, rows)
     if args.stats:
         with open(args.stats, "w") as f:
             json.dump({"sources": stats, "distinct": total, "pairs": len(rows), "limit": args.limit,

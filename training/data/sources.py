@@ -408,6 +408,15 @@ def subsample(rows, limit, seed):
     return [r for i, r in enumerate(rows) if i in pick]
 
 
+def read_tsv(path, columns=None):
+    """Rows of a TSV with a header line, as dicts; with columns, the header must start so."""
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if columns and header[:len(columns)] != columns:
+            raise SystemExit("%s: expected columns %s" % (path, ", ".join(columns)))
+        return [dict(zip(header, line.rstrip("\n").split("\t"))) for line in f if line.strip()]
+
+
 def write_tsv(path, header, rows):
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:

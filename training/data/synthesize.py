@@ -312,11 +312,7 @@ def run(args):
 
 
 def sources_read(path):
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header[:4] != ["id", "en", "es", "source"]:
-            raise SystemExit("%s: expected columns id, en, es, source" % path)
-        return [dict(zip(header, line.rstrip("\n").split("\t"))) for line in f if line.strip()]
+    return sources.read_tsv(path, ["id", "en", "es", "source"])
 
 
 def summarise(plan, done, per_voice, wall, args, failed):

@@ -197,12 +197,6 @@ def translate_all(root, texts, jobs=1, batch=2000, unmarked=False):
     return [t for b in out for t in b]
 
 
-def read_tsv(path):
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        return [dict(zip(header, line.rstrip("\n").split("\t"))) for line in f if line.strip()]
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--in", dest="inp", required=True, help="sentences TSV (id, source, en)")
@@ -219,7 +213,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     root = DebRoot(args.root)
-    rows = read_tsv(args.inp)
+    rows = sources.read_tsv(args.inp)
     human = []
     if args.human:
         import parallel
@@ -227,11 +221,11 @@ def main(argv=None):
         human_keys = {sources.dedup_key(h["en"]) for h in human}
         covered = sum(1 for r in rows if sources.dedup_key(r["en"]) in human_keys)
         rows = [r for r in rows if sources.dedup_key(r["en"]) not in human_keys]
+    room = max(0, args.max_pairs - len(human))  # machine pairs wanted, with --max-pairs
     if args.max_pairs:
-        # Apertium keeps about 70% of sentences: translate a little more than the room left.
-        room = max(0, args.max_pairs - len(human))
+        # Apertium keeps 56% of the sentences (40,917 of 73,241 here): translate twice the room.
         order = sorted(rows, key=lambda r: hashlib.sha1(r["id"].encode()).hexdigest())
-        pick = {r["id"] for r in order[:int(room / 0.6) + 100]}
+        pick = {r["id"] for r in order[:2 * room + 100]}
         rows = [r for r in rows if r["id"] in pick]
     t0 = time.time()
     es_raw = translate_all(root, [r["en"] for r in rows], args.jobs, args.batch)
@@ -262,7 +256,6 @@ def main(argv=None):
         kept.append((r["id"], r["en"], es, r["source"]))
 
     if args.max_pairs:
-        room = max(0, args.max_pairs - len(human))
         if len(kept) < room:
             print("translate.py: only %d machine pairs for %d places" % (len(kept), room),
                   file=sys.stderr)
